@@ -1,0 +1,1 @@
+"""Configuration: pydantic models (models.py) and loading with located errors (store.py)."""

@@ -1,0 +1,175 @@
+"""The configuration schema: frozen pydantic models, unknown keys refused, units in field names.
+
+Each component receives its own sub-model (``GatewayConfig``, ``ListenerConfig``, a bus model),
+never the whole tree. Cross-field checks raise; nothing here silently corrects a value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Modbus serial addresses a device may use (Modbus over Serial Line v1.02 §2.2); 0 is broadcast.
+UnitId = Annotated[int, Field(ge=1, le=247)]
+#: Any unit ID an upstream Modbus TCP request may carry (MBAP unit identifier is one byte).
+AnyUnitId = Annotated[int, Field(ge=0, le=255)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+#: The reference device's upstream request time-to-live range (its "message timeout"), in ms.
+REQUEST_TTL_MIN_MS: Final = 1_000
+REQUEST_TTL_MAX_MS: Final = 320_000
+#: The gateway answers for itself on this unit ID, as the reference device does.
+LOCAL_UNIT_ID: Final = 255
+#: Standard serial line speeds the gateway offers (FEATURES.md: 1200-115200 baud).
+BAUD_RATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+#: Every public function code of the Modbus Application Protocol v1.1b3 §5.1.
+PUBLIC_FUNCTION_CODES: Final = (1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 17, 20, 21, 22, 23, 24, 43)
+
+
+class FrozenModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TCPBusConfig(FrozenModel):
+    """A Modbus TCP device (or a TCP gateway in front of several) reached downstream."""
+
+    kind: Literal["tcp"]
+    name: Name
+    host: str
+    port: Port = 502
+    connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    response_timeout_s: float = Field(1.0, gt=0, le=300)
+    retries: int = Field(0, ge=0, le=5)
+    #: Requests kept in flight at once. 1 unless the device is known to handle overlapping
+    #: requests: pymodbus's own server, for one, silently drops them.
+    max_in_flight: int = Field(1, ge=1, le=16)
+    queue_size: int = Field(64, ge=1, le=4096)
+
+
+class RTUBusConfig(FrozenModel):
+    """An RS-485 serial line with Modbus RTU servers on it; this gateway is the line's client."""
+
+    kind: Literal["rtu"]
+    name: Name
+    device: Path
+    baud_rate: int = 19200
+    parity: Literal["N", "E", "O"] = "E"
+    stop_bits: Literal[1, 2] = 1
+    response_timeout_s: float = Field(1.0, gt=0, le=300)
+    retries: int = Field(0, ge=0, le=5)
+    #: Silence kept after a broadcast so every server can act on it (Modbus over Serial
+    #: Line v1.02 §2.4.1 "turnaround delay", typically 100 to 200 ms).
+    turnaround_delay_s: float = Field(0.1, ge=0, le=5)
+    #: Extra silence between two transactions, for slow devices; 0 keeps only t3.5.
+    inter_frame_delay_s: float = Field(0.0, ge=0, le=5)
+    queue_size: int = Field(64, ge=1, le=4096)
+
+    @field_validator("baud_rate")
+    @classmethod
+    def _standard_baud_rate(cls, value: int) -> int:
+        if value not in BAUD_RATES:
+            raise ValueError(f"must be one of {', '.join(map(str, BAUD_RATES))}")
+        return value
+
+
+BusConfig = Annotated[TCPBusConfig | RTUBusConfig, Field(discriminator="kind")]
+
+
+class RouteConfig(FrozenModel):
+    """Requests for ``unit_id`` go to ``bus``, addressed there as ``target_unit_id``."""
+
+    unit_id: Annotated[int, Field(ge=1, le=254)]
+    bus: Name
+    target_unit_id: AnyUnitId | None = None
+
+
+class ListenerConfig(FrozenModel):
+    """One upstream Modbus TCP server, on one address, with its own access rules."""
+
+    name: Name
+    host: str = "127.0.0.1"
+    port: Port = 502
+    enable: bool = True
+    #: Client networks allowed to connect. Empty refuses everyone: name the SCADA hosts.
+    allow_clients: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    is_read_only: bool = False
+    allow_function_codes: tuple[Annotated[int, Field(ge=1, le=127)], ...] = PUBLIC_FUNCTION_CODES
+    #: Unit IDs clients may address; empty means every unit ID.
+    allow_unit_ids: tuple[AnyUnitId, ...] = ()
+    max_connections: int = Field(64, ge=1, le=1024)
+    max_connections_per_client: int = Field(16, ge=1, le=1024)
+    idle_timeout_s: float = Field(300.0, gt=0, le=86_400)
+
+    @field_validator("allow_clients")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _per_client_within_total(self) -> ListenerConfig:
+        if self.max_connections_per_client > self.max_connections:
+            raise ValueError("max_connections_per_client must not exceed max_connections")
+        return self
+
+
+class IdentityConfig(FrozenModel):
+    """What the gateway says about itself on unit 255 (FC 43/14 and its register table)."""
+
+    vendor_name: str = Field("PanelHub project", max_length=32)
+    product_code: str = Field("PANELHUB", max_length=32)
+    product_name: str = Field("PanelHub panel server", max_length=32)
+    model_name: str = Field("PanelHub", max_length=32)
+    vendor_url: str = Field("https://panelhub.invalid/", max_length=32)
+    serial_number: str = Field("000000000000", max_length=12)
+    user_application_name: str = Field("", max_length=32)
+
+
+class GatewayConfig(FrozenModel):
+    #: Longest an upstream request may wait, queue included; an older one is dropped unanswered.
+    request_ttl_ms: int = Field(6_000, ge=REQUEST_TTL_MIN_MS, le=REQUEST_TTL_MAX_MS)
+    #: Bus whose servers are reached transparently: unit X on the upstream side is RTU address
+    #: X on this line (the reference device's out-of-box behaviour). None: only explicit routes.
+    default_bus: Name | None = None
+    allow_set_clock: bool = False
+    identity: IdentityConfig = IdentityConfig()
+
+
+class Settings(FrozenModel):
+    gateway: GatewayConfig = GatewayConfig()
+    listeners: tuple[ListenerConfig, ...] = ()
+    buses: tuple[BusConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        _unique("listeners", [listener.name for listener in self.listeners])
+        _unique("buses", [bus.name for bus in self.buses])
+        _unique("routes", [str(route.unit_id) for route in self.routes])
+        bus_names = {bus.name for bus in self.buses}
+        default = self.gateway.default_bus
+        if default is not None and default not in bus_names:
+            raise ValueError(f"gateway.default_bus names {default!r}, which is not in buses")
+        for index, route in enumerate(self.routes):
+            if route.bus not in bus_names:
+                raise ValueError(f"routes[{index}].bus names {route.bus!r}, which is not in buses")
+        endpoints = [f"{listener.host}:{listener.port}" for listener in self.listeners]
+        _unique("listener addresses", endpoints)
+        return self
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what}: {name!r} appears twice")
+        seen.add(name)

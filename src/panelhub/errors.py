@@ -1,0 +1,87 @@
+"""The PanelHub exception tree: one root, and a class for each thing a user must act on.
+
+::
+
+    PanelHubError
+    ├─ ConfigError                      the configuration file is missing or invalid
+    └─ ModbusError
+       ├─ ProtocolError
+       │  ├─ LocalProtocolError         we were asked to build a frame the protocol forbids
+       │  └─ RemoteProtocolError        a peer sent bytes that are not a valid frame
+       ├─ ModbusExceptionError          a server answered with a Modbus exception response
+       └─ TransportError
+          ├─ ConnectError               the downstream link could not be opened
+          ├─ ConnectionLostError        the link broke while a transaction was under way
+          ├─ ResponseTimeoutError       the downstream device did not answer in time
+          └─ BusBusyError               the bus queue is full (Modbus exception 0x06 upstream)
+
+Exceptions carry structured attributes and a plain sentence; third-party and OS errors are
+mapped to these once, at the transport boundary.
+"""
+
+from __future__ import annotations
+
+
+class PanelHubError(Exception):
+    """Root of every error PanelHub raises on purpose."""
+
+
+class ConfigError(PanelHubError):
+    """The configuration cannot be used; ``problems`` lists each one with its location."""
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class ModbusError(PanelHubError):
+    pass
+
+
+class ProtocolError(ModbusError):
+    pass
+
+
+class LocalProtocolError(ProtocolError):
+    pass
+
+
+class RemoteProtocolError(ProtocolError):
+    pass
+
+
+class ModbusExceptionError(ModbusError):
+    """A Modbus server answered with an exception response."""
+
+    def __init__(self, *, unit_id: int, function_code: int, exception_code: int) -> None:
+        super().__init__(
+            f"unit {unit_id} answered function {function_code} with exception "
+            f"0x{exception_code:02X}"
+        )
+        self.unit_id = unit_id
+        self.function_code = function_code
+        self.exception_code = exception_code
+
+
+class TransportError(ModbusError):
+    """A downstream link failed; ``peer`` names it (host:port or serial device)."""
+
+    def __init__(self, message: str, *, peer: str) -> None:
+        super().__init__(message)
+        self.peer = peer
+
+
+class ConnectError(TransportError):
+    pass
+
+
+class ConnectionLostError(TransportError):
+    pass
+
+
+class ResponseTimeoutError(TransportError):
+    pass
+
+
+class BusBusyError(TransportError):
+    pass
