@@ -8,6 +8,7 @@
        ├─ ProtocolError
        │  ├─ LocalProtocolError         we were asked to build a frame the protocol forbids
        │  └─ RemoteProtocolError        a peer sent bytes that are not a valid frame
+       │     └─ IllegalRequestError     a well-framed request a server must refuse
        ├─ ModbusExceptionError          a server answered with a Modbus exception response
        └─ TransportError
           ├─ ConnectError               the downstream link could not be opened
@@ -85,3 +86,11 @@ class ResponseTimeoutError(TransportError):
 
 class BusBusyError(TransportError):
     pass
+
+
+class IllegalRequestError(RemoteProtocolError):
+    """A request a server must refuse with ``exception_code`` (01, 02 or 03)."""
+
+    def __init__(self, message: str, *, exception_code: int) -> None:
+        super().__init__(message)
+        self.exception_code = exception_code

@@ -1,0 +1,131 @@
+"""Incremental decoders: bytes arrive in arbitrary pieces, whole frames come out.
+
+Rules:
+- A decoder never holds more than one incomplete frame: whatever ``feed`` does not return as
+  frames is a prefix of one ADU, so the buffer stays below ``MAX_TCP_ADU_SIZE`` (MBAP) or
+  ``RTU_HUNT_WINDOW`` (RTU), whatever a peer sends.
+- Bad input raises ``RemoteProtocolError``; after that the decoder must not be fed again (the
+  caller closes the connection, or, on a serial line, calls ``reset`` and resynchronises).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from panelhub.errors import RemoteProtocolError
+from panelhub.modbus import mbap, rtu
+from panelhub.modbus.constants import EXCEPTION_FLAG, MAX_RTU_ADU_SIZE, MAX_TCP_ADU_SIZE
+from panelhub.modbus.sentinels import NEED_DATA, FrameEndsAtSilence, NeedData
+
+#: An RTU client hunting for its response through line noise looks at most this many bytes:
+#: two whole frames, enough to skip one garbage frame, small enough to bound memory.
+RTU_HUNT_WINDOW: Final = 2 * MAX_RTU_ADU_SIZE
+
+
+class MBAPDecoder:
+    """Splits a Modbus TCP byte stream into ``TCPFrame``s."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[mbap.TCPFrame]:
+        """Add received bytes and return every frame now complete, oldest first.
+
+        Raises:
+            RemoteProtocolError: a header is invalid (see ``mbap.parse_frame``).
+
+        """
+        buffer: bytes | bytearray = self._buffer
+        if buffer:
+            self._buffer += data
+        else:
+            buffer = data  # the common case: parse the received bytes without a copy
+        frames: list[mbap.TCPFrame] = []
+        offset = 0
+        while True:
+            result = mbap.parse_frame(buffer, offset)
+            if result is NEED_DATA:
+                break
+            frame, offset = result
+            frames.append(frame)
+        self._buffer = bytearray(buffer[offset:])
+        if len(self._buffer) >= MAX_TCP_ADU_SIZE:  # pragma: no cover - parse_frame forbids it
+            raise RemoteProtocolError("MBAP decoder buffer over its bound")
+        return frames
+
+
+class RTUResponseDecoder:
+    """Finds the response to one RTU request in what the line delivers.
+
+    Bytes before a frame whose address and function code match the request and whose CRC is
+    right are line noise (an echo, a late answer to an earlier request, garbage after a
+    collision): they are skipped, within ``RTU_HUNT_WINDOW``.
+    """
+
+    __slots__ = ("_buffer", "_function_code", "_unit_id")
+
+    def __init__(self, unit_id: int, function_code: int) -> None:
+        self._unit_id = unit_id
+        self._function_code = function_code
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> bytes | NeedData | FrameEndsAtSilence:
+        """Add bytes; return the response PDU once a valid frame is found.
+
+        Returns ``FRAME_ENDS_AT_SILENCE`` when the function code's response length cannot be
+        counted: the caller then waits for the line's silence and calls ``finish``.
+
+        Raises:
+            RemoteProtocolError: nothing valid within ``RTU_HUNT_WINDOW`` bytes.
+
+        """
+        self._buffer += data
+        while True:
+            start = self._find_start()
+            if start < 0:
+                self._buffer.clear()
+                break
+            del self._buffer[:start]
+            length = rtu.response_frame_length(self._buffer)
+            if length is NEED_DATA or isinstance(length, FrameEndsAtSilence):
+                return length
+            if len(self._buffer) < length:
+                break
+            try:
+                _, pdu = rtu.check_frame(self._buffer[:length])
+            except RemoteProtocolError:
+                del self._buffer[0]  # not a frame after all: hunt on from the next byte
+                continue
+            return pdu
+        if len(self._buffer) > RTU_HUNT_WINDOW:
+            raise RemoteProtocolError(f"no valid RTU response within {RTU_HUNT_WINDOW} bytes")
+        return NEED_DATA
+
+    def finish(self) -> bytes:
+        """The line went silent: the buffer holds one whole frame, or nothing valid.
+
+        Raises:
+            RemoteProtocolError: the bytes received are not a valid frame.
+
+        """
+        unit_id, pdu = rtu.check_frame(self._buffer)
+        if unit_id != self._unit_id or (pdu[0] & ~EXCEPTION_FLAG) != self._function_code:
+            raise RemoteProtocolError("RTU response does not match the request")
+        return pdu
+
+    def _find_start(self) -> int:
+        buffer = self._buffer
+        wanted = (self._function_code, self._function_code | EXCEPTION_FLAG)
+        last = len(buffer) - 1
+        index = buffer.find(self._unit_id)
+        while index >= 0:
+            if index == last or buffer[index + 1] in wanted:
+                return index  # a last lone address byte may still start the frame
+            index = buffer.find(self._unit_id, index + 1)
+        return -1
