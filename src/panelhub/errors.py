@@ -14,7 +14,8 @@
           ├─ ConnectError               the downstream link could not be opened
           ├─ ConnectionLostError        the link broke while a transaction was under way
           ├─ ResponseTimeoutError       the downstream device did not answer in time
-          └─ BusBusyError               the bus queue is full (Modbus exception 0x06 upstream)
+          ├─ BusBusyError               the bus queue is full (Modbus exception 0x06 upstream)
+          └─ RequestExpiredError        the request outlived its time-to-live: never answered
 
 Exceptions carry structured attributes and a plain sentence; third-party and OS errors are
 mapped to these once, at the transport boundary.
@@ -94,3 +95,7 @@ class IllegalRequestError(RemoteProtocolError):
     def __init__(self, message: str, *, exception_code: int) -> None:
         super().__init__(message)
         self.exception_code = exception_code
+
+
+class RequestExpiredError(TransportError):
+    """The request waited longer than its time-to-live; its answer would come too late."""

@@ -66,6 +66,10 @@ class RTUBusConfig(FrozenModel):
     turnaround_delay_s: float = Field(0.1, ge=0, le=5)
     #: Extra silence between two transactions, for slow devices; 0 keeps only t3.5.
     inter_frame_delay_s: float = Field(0.0, ge=0, le=5)
+    #: Silence that separates frames. Unset: 3.5 character times from the baud rate (1.75 ms
+    #: above 19,200 baud), as the spec requires on a real RS-485 line. Set it to 0 only where
+    #: there is no line: a pseudo-terminal, or a serial server that frames by itself.
+    frame_gap_s: float | None = Field(None, ge=0, le=1)
     queue_size: int = Field(64, ge=1, le=4096)
 
     @field_validator("baud_rate")

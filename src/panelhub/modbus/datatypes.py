@@ -11,6 +11,7 @@ NUL: "PH" -> 0x5048. Date and time, IEC 60870-5-4 "DATETIME" as the reference de
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 
 from panelhub.errors import LocalProtocolError, RemoteProtocolError
@@ -43,10 +44,16 @@ class IECDateTime:
     millisecond: int
 
     def __post_init__(self) -> None:
+        is_year_valid = 2000 <= self.year <= 2127
+        is_month_valid = 1 <= self.month <= 12
+        # A device's clock can hold 31 February; a later datetime() would fail far from here.
+        last_day = 31
+        if is_year_valid and is_month_valid:
+            last_day = calendar.monthrange(self.year, self.month)[1]
         checks = {
-            "year": 2000 <= self.year <= 2127,
-            "month": 1 <= self.month <= 12,
-            "day": 1 <= self.day <= 31,
+            "year": is_year_valid,
+            "month": is_month_valid,
+            "day": 1 <= self.day <= last_day,
             "hour": 0 <= self.hour <= 23,
             "minute": 0 <= self.minute <= 59,
             "millisecond": 0 <= self.millisecond <= 59_999,

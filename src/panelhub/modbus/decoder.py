@@ -22,6 +22,20 @@ from panelhub.modbus.sentinels import NEED_DATA, FrameEndsAtSilence, NeedData
 RTU_HUNT_WINDOW: Final = 2 * MAX_RTU_ADU_SIZE
 
 
+def _candidate_length(buffer: bytearray) -> int | NeedData | FrameEndsAtSilence:
+    """The length of the frame that may start ``buffer``.
+
+    Raises:
+        RemoteProtocolError: no valid frame can start here, its length would exceed the RTU
+            ADU limit (a byte count or FIFO count read from line noise).
+
+    """
+    length = rtu.response_frame_length(buffer)
+    if isinstance(length, int) and length > MAX_RTU_ADU_SIZE:
+        raise RemoteProtocolError(f"RTU frame of {length} bytes is over {MAX_RTU_ADU_SIZE}")
+    return length
+
+
 class MBAPDecoder:
     """Splits a Modbus TCP byte stream into ``TCPFrame``s."""
 
@@ -49,7 +63,12 @@ class MBAPDecoder:
         frames: list[mbap.TCPFrame] = []
         offset = 0
         while True:
-            result = mbap.parse_frame(buffer, offset)
+            try:
+                result = mbap.parse_frame(buffer, offset)
+            except RemoteProtocolError:
+                # The stream is unusable and will be closed: hold none of what the peer sent.
+                self._buffer = bytearray()
+                raise
             if result is NEED_DATA:
                 break
             frame, offset = result
@@ -86,26 +105,34 @@ class RTUResponseDecoder:
 
         """
         self._buffer += data
+        result: bytes | NeedData | FrameEndsAtSilence = NEED_DATA
         while True:
             start = self._find_start()
             if start < 0:
                 self._buffer.clear()
                 break
             del self._buffer[:start]
-            length = rtu.response_frame_length(self._buffer)
+            try:
+                length = _candidate_length(self._buffer)
+            except RemoteProtocolError:
+                del self._buffer[0]  # not a frame after all: hunt on from the next byte
+                continue
             if length is NEED_DATA or isinstance(length, FrameEndsAtSilence):
-                return length
+                result = length
+                break
             if len(self._buffer) < length:
                 break
             try:
                 _, pdu = rtu.check_frame(self._buffer[:length])
             except RemoteProtocolError:
-                del self._buffer[0]  # not a frame after all: hunt on from the next byte
+                del self._buffer[0]
                 continue
             return pdu
+        # Checked on every path that keeps bytes, FRAME_ENDS_AT_SILENCE included: a peer that
+        # never falls silent must not make us buffer without bound.
         if len(self._buffer) > RTU_HUNT_WINDOW:
             raise RemoteProtocolError(f"no valid RTU response within {RTU_HUNT_WINDOW} bytes")
-        return NEED_DATA
+        return result
 
     def finish(self) -> bytes:
         """The line went silent: the buffer holds one whole frame, or nothing valid.

@@ -40,7 +40,14 @@ class TCPFrame(NamedTuple):
 
 
 def encode_frame(transaction_id: int, unit_id: int, pdu: bytes) -> bytes:
-    """Build a Modbus TCP ADU."""
+    """Build a Modbus TCP ADU; the transaction ID wraps at 16 bits.
+
+    Raises:
+        LocalProtocolError: ``unit_id`` is not one byte or the PDU is not 1 to 253 bytes.
+
+    """
+    if not 0 <= unit_id <= 0xFF:
+        raise LocalProtocolError(f"unit ID {unit_id} is outside 0..255")
     if not 0 < len(pdu) <= MAX_PDU_SIZE:
         raise LocalProtocolError(f"PDU of {len(pdu)} bytes: must be 1 to {MAX_PDU_SIZE}")
     return _HEADER.pack(transaction_id & 0xFFFF, MODBUS_PROTOCOL_ID, len(pdu) + 1, unit_id) + pdu

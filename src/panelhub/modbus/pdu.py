@@ -154,9 +154,20 @@ def decode_request(pdu: bytes) -> Request:
         raise _illegal(f"malformed request: {exc}", ExceptionCode.ILLEGAL_DATA_VALUE) from exc
 
 
+def _check_range(address: int, count: int, limit: int) -> None:
+    """The server checks of §6.3, §6.4 and §6.12: the count first (03), then the range (02)."""
+    if not 1 <= count <= limit:
+        raise LocalProtocolError(f"count {count}: must be 1 to {limit}")
+    if address + count > 0x10000:
+        raise _illegal(
+            f"address {address} + count {count} is past 65535", ExceptionCode.ILLEGAL_DATA_ADDRESS
+        )
+
+
 def _decode_known(function_code: int, pdu: bytes) -> Request:
     if function_code in (FunctionCode.READ_HOLDING_REGISTERS, FunctionCode.READ_INPUT_REGISTERS):
         _, address, count = _ADDRESS_COUNT.unpack(pdu)
+        _check_range(address, count, MAX_READ_REGISTERS)
         return ReadRequest(FunctionCode(function_code), address, count)
     if function_code == FunctionCode.WRITE_SINGLE_REGISTER:
         _, address, value = _ADDRESS_COUNT.unpack(pdu)
@@ -165,14 +176,27 @@ def _decode_known(function_code: int, pdu: bytes) -> Request:
         _, address, count, byte_count = struct.unpack_from(">BHHB", pdu)
         if byte_count != 2 * count or len(pdu) != 6 + byte_count:
             raise LocalProtocolError("byte count does not match the register count")
+        _check_range(address, count, MAX_WRITE_REGISTERS)
         return WriteMultipleRegistersRequest(address, struct.unpack_from(f">{count}H", pdu, 6))
-    is_device_identification = len(pdu) == 4 and pdu[1] == MEI_READ_DEVICE_IDENTIFICATION
+    is_device_identification = len(pdu) > 1 and pdu[1] == MEI_READ_DEVICE_IDENTIFICATION
     if function_code == FunctionCode.ENCAPSULATED_INTERFACE and is_device_identification:
+        if len(pdu) != 4:
+            raise LocalProtocolError(f"read device identification request of {len(pdu)} bytes")
         return ReadDeviceIdentificationRequest(pdu[2], pdu[3])
     raise _illegal(f"function {function_code} is not served here", ExceptionCode.ILLEGAL_FUNCTION)
 
 
 def encode_read_registers_response(function_code: int, values: tuple[int, ...]) -> bytes:
+    """A function 3, 4 or 23 response carrying ``values``.
+
+    Raises:
+        LocalProtocolError: not 1 to 125 values, or a value outside 0..65535.
+
+    """
+    if not 1 <= len(values) <= MAX_READ_REGISTERS:
+        raise LocalProtocolError(f"{len(values)} registers: must be 1 to {MAX_READ_REGISTERS}")
+    if any(not 0 <= value <= 0xFFFF for value in values):
+        raise LocalProtocolError("register values must be 0..65535")
     return struct.pack(f">BB{len(values)}H", function_code, 2 * len(values), *values)
 
 
@@ -218,7 +242,9 @@ def encode_device_identification_response(
     body = bytearray((FunctionCode.ENCAPSULATED_INTERFACE, MEI_READ_DEVICE_IDENTIFICATION,
                       read_code, conformity, 0, 0, len(objects)))  # fmt: skip
     for object_id, value in objects:
+        if not 0 <= object_id <= 0xFF:
+            raise LocalProtocolError(f"object ID {object_id} is outside 0..255")
+        if len(body) + 2 + len(value) > MAX_PDU_SIZE:
+            raise LocalProtocolError("device identification objects do not fit one PDU")
         body += bytes((object_id, len(value))) + value
-    if len(body) > MAX_PDU_SIZE:
-        raise LocalProtocolError("device identification objects do not fit one PDU")
     return bytes(body)

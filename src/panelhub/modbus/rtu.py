@@ -1,10 +1,11 @@
 """Modbus RTU framing: CRC-16 and the length of a frame from its first bytes.
 
 An RTU frame is the server address, the PDU and a CRC-16 sent low byte first (Modbus over
-Serial Line v1.02 §2.5.1). Reading 2 holding registers from address 0x006B of server 0x11::
+Serial Line v1.02 §2.5.1). Reading 3 holding registers from address 0x006B of server 0x11
+(the Application Protocol v1.1b3 §6.3 example)::
 
-    11 03 00 6B 00 02 B6 98     request:  address, function, start, count, CRC (0x98B6)
-    11 03 04 02 2B 00 00 XX XX  response: address, function, byte count, 2 registers, CRC
+    11 03 00 6B 00 03 76 87              request:  address, function, start, count, CRC 0x8776
+    11 03 06 02 2B 00 00 00 64 C8 BA     response: address, function, byte count, 3 registers, CRC
 
 RTU has no length field, so a receiver must know how long a frame is from its function code
 (the tables below) or, for function codes it does not know, wait for the 3.5-character silence
@@ -15,8 +16,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from panelhub.errors import RemoteProtocolError
-from panelhub.modbus.constants import EXCEPTION_FLAG, MEI_READ_DEVICE_IDENTIFICATION, FunctionCode
+from panelhub.errors import LocalProtocolError, RemoteProtocolError
+from panelhub.modbus.constants import (
+    EXCEPTION_FLAG,
+    MAX_PDU_SIZE,
+    MEI_READ_DEVICE_IDENTIFICATION,
+    FunctionCode,
+)
 from panelhub.modbus.sentinels import FRAME_ENDS_AT_SILENCE, NEED_DATA, FrameEndsAtSilence, NeedData
 
 
@@ -44,7 +50,16 @@ def crc16(data: bytes | bytearray | memoryview) -> int:
 
 
 def encode_frame(unit_id: int, pdu: bytes) -> bytes:
-    """Build an RTU frame: address, PDU, CRC."""
+    """Build an RTU frame: address, PDU, CRC.
+
+    Raises:
+        LocalProtocolError: ``unit_id`` is not one byte or the PDU is not 1 to 253 bytes.
+
+    """
+    if not 0 <= unit_id <= 0xFF:
+        raise LocalProtocolError(f"unit ID {unit_id} is outside 0..255")
+    if not 0 < len(pdu) <= MAX_PDU_SIZE:
+        raise LocalProtocolError(f"PDU of {len(pdu)} bytes: must be 1 to {MAX_PDU_SIZE}")
     body = bytes((unit_id,)) + pdu
     crc = crc16(body)
     return body + bytes((crc & 0xFF, crc >> 8))
@@ -85,8 +100,7 @@ def request_frame_length(buffer: bytes | bytearray) -> int | NeedData | FrameEnd
     if fixed is not None:
         return fixed
     if function_code == FunctionCode.ENCAPSULATED_INTERFACE:
-        # 43/14 read device identification: address, 2B, 0E, code, object id, CRC.
-        return 7
+        return _device_identification_request_length(buffer)
     offset = _REQUEST_BYTE_COUNT_AT.get(function_code)
     if offset is None:
         return FRAME_ENDS_AT_SILENCE
@@ -119,6 +133,17 @@ def response_frame_length(  # noqa: PLR0911 - one return per framing rule reads 
     if len(buffer) <= offset:
         return NEED_DATA
     return offset + 1 + buffer[offset] + 2
+
+
+def _device_identification_request_length(
+    buffer: bytes | bytearray,
+) -> int | NeedData | FrameEndsAtSilence:
+    """43/14 read device identification: address, 2B, 0E, code, object id, CRC (§6.21)."""
+    if len(buffer) < 3:
+        return NEED_DATA
+    if buffer[2] != MEI_READ_DEVICE_IDENTIFICATION:
+        return FRAME_ENDS_AT_SILENCE  # another MEI type (CANopen 13): no length to count
+    return 7
 
 
 def _device_identification_length(buffer: bytes | bytearray) -> int | NeedData | FrameEndsAtSilence:

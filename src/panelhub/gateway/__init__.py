@@ -1,0 +1,1 @@
+"""The Modbus gateway: upstream listeners, access policy, routing, unit 255 (itself)."""

@@ -1,0 +1,195 @@
+"""The downstream link to a Modbus TCP device: connect on demand, reconnect with back-off.
+
+Rules:
+- The link connects when the first transaction arrives, not at start-up, so a device that is
+  off costs nothing until someone asks for it.
+- After a failed connection, transactions fail at once with ``ConnectError`` until the back-off
+  delay has passed; then the next transaction tries again. A SCADA gets a fast 0x0B instead of
+  waiting for a connect timeout on every poll.
+- Each request gets a transaction ID of the link's own; a late answer to a request that timed
+  out carries an ID no longer pending and is dropped.
+- After ``RESET_AFTER_TIMEOUTS`` timeouts in a row the connection is dropped and made anew:
+  a device that lost our session (or a half-open TCP connection) is recovered that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+from typing import Final, cast
+
+from panelhub.errors import (
+    ConnectError,
+    ConnectionLostError,
+    ProtocolError,
+    ResponseTimeoutError,
+    TransportError,
+)
+from panelhub.modbus import mbap
+from panelhub.modbus.decoder import MBAPDecoder
+from panelhub.transport.backoff import Backoff
+from panelhub.transport.bus import Result, Transaction
+
+logger = logging.getLogger(__name__)
+
+#: Timeouts in a row that make the link drop and re-open its connection.
+RESET_AFTER_TIMEOUTS: Final = 3
+
+
+class LinkState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class TCPLink(asyncio.Protocol):
+    """One TCP connection to one device (or a TCP gateway), owned by a Bus."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        connect_timeout_s: float,
+        response_timeout_s: float,
+        capacity: int = 1,
+    ) -> None:
+        self.peer = f"{host}:{port}"
+        self.capacity = capacity
+        self.state = LinkState.DISCONNECTED
+        self._host = host
+        self._port = port
+        self._connect_timeout_s = connect_timeout_s
+        self._response_timeout_s = response_timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._on_result: Callable[[Transaction, Result], None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._decoder = MBAPDecoder()
+        self._pending: dict[int, tuple[Transaction, asyncio.TimerHandle]] = {}
+        self._waiting: list[Transaction] = []
+        self._next_tid = 0
+        self._timeouts_in_row = 0
+        self._retry_at = 0.0
+        self._backoff = Backoff()
+        self._connect_task: asyncio.Task[None] | None = None
+
+    def attach(self, on_result: Callable[[Transaction, Result], None]) -> None:
+        self._on_result = on_result
+
+    def begin(self, transaction: Transaction) -> None:
+        if self.state is LinkState.CONNECTED:
+            self._send(transaction)
+        elif self.state is LinkState.CONNECTING:
+            self._waiting.append(transaction)
+        elif self.state is LinkState.CLOSED or self._loop.time() < self._retry_at:
+            error = ConnectError(f"{self.peer} is unreachable; retrying later", peer=self.peer)
+            self._loop.call_soon(self._report, transaction, error)
+        else:
+            self._waiting.append(transaction)
+            self.state = LinkState.CONNECTING
+            self._connect_task = self._loop.create_task(self._connect())
+
+    async def aclose(self) -> None:
+        self.state = LinkState.CLOSED
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connect_task
+        if self._transport is not None:
+            self._transport.close()
+        self._fail_all(ConnectionLostError("link closed", peer=self.peer))
+
+    # -- asyncio.Protocol callbacks
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError as exc:
+            logger.warning("%s sent an invalid frame, reconnecting: %s", self.peer, exc)
+            if self._transport is not None:
+                self._transport.abort()
+            return
+        for frame in frames:
+            entry = self._pending.pop(frame.transaction_id, None)
+            if entry is None:
+                continue  # the answer to a request that already timed out
+            transaction, timer = entry
+            timer.cancel()
+            self._timeouts_in_row = 0
+            self._report(transaction, frame.pdu)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._decoder = MBAPDecoder()
+        if self.state is not LinkState.CLOSED:
+            self.state = LinkState.DISCONNECTED
+            logger.info("connection to %s closed", self.peer)
+        reason = f"connection to {self.peer} lost" + (f": {exc}" if exc else "")
+        self._fail_all(ConnectionLostError(reason, peer=self.peer))
+
+    # -- internals
+
+    async def _connect(self) -> None:
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                await self._loop.create_connection(lambda: self, self._host, self._port)
+        except (OSError, TimeoutError) as exc:
+            delay = self._backoff.next_delay_s()
+            self._retry_at = self._loop.time() + delay
+            self.state = LinkState.DISCONNECTED
+            logger.warning("cannot connect to %s (%s); next try in %.1f s", self.peer, exc, delay)
+            error = ConnectError(f"cannot connect to {self.peer}: {exc}", peer=self.peer)
+            waiting, self._waiting = self._waiting, []
+            for transaction in waiting:
+                self._report(transaction, error)
+            return
+        self._backoff.reset()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast("asyncio.Transport", transport)  # uvloop's is no subclass
+        self.state = LinkState.CONNECTED
+        self._timeouts_in_row = 0
+        logger.info("connected to %s", self.peer)
+        waiting, self._waiting = self._waiting, []
+        for transaction in waiting:
+            self._send(transaction)
+
+    def _send(self, transaction: Transaction) -> None:
+        assert self._transport is not None  # noqa: S101 - CONNECTED implies a transport
+        self._next_tid = tid = (self._next_tid + 1) & 0xFFFF
+        timer = self._loop.call_later(self._response_timeout_s, self._on_timeout, tid)
+        self._pending[tid] = (transaction, timer)
+        self._transport.write(mbap.encode_frame(tid, transaction.unit_id, transaction.pdu))
+
+    def _on_timeout(self, tid: int) -> None:
+        entry = self._pending.pop(tid, None)
+        if entry is None:
+            return
+        self._timeouts_in_row += 1
+        error = ResponseTimeoutError(
+            f"unit {entry[0].unit_id} at {self.peer} did not answer within "
+            f"{self._response_timeout_s:g} s",
+            peer=self.peer,
+        )
+        self._report(entry[0], error)
+        if self._timeouts_in_row >= RESET_AFTER_TIMEOUTS and self._transport is not None:
+            logger.info("%s: %d timeouts in a row, reconnecting", self.peer, self._timeouts_in_row)
+            self._timeouts_in_row = 0
+            self._transport.abort()
+
+    def _fail_all(self, error: TransportError) -> None:
+        pending, self._pending = self._pending, {}
+        waiting, self._waiting = self._waiting, []
+        for transaction, timer in pending.values():
+            timer.cancel()
+            self._report(transaction, error)
+        for transaction in waiting:
+            self._report(transaction, error)
+
+    def _report(self, transaction: Transaction, result: Result) -> None:
+        assert self._on_result is not None  # noqa: S101 - a Bus attaches before any begin
+        self._on_result(transaction, result)
