@@ -17,6 +17,8 @@ UnitId = Annotated[int, Field(ge=1, le=247)]
 #: Any unit ID an upstream Modbus TCP request may carry (MBAP unit identifier is one byte).
 AnyUnitId = Annotated[int, Field(ge=0, le=255)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+#: A port to listen on; 0 lets the system pick a free one (the log says which).
+ListenPort = Annotated[int, Field(ge=0, le=65535)]
 Name = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 #: The reference device's upstream request time-to-live range (its "message timeout"), in ms.
@@ -96,7 +98,7 @@ class ListenerConfig(FrozenModel):
 
     name: Name
     host: str = "127.0.0.1"
-    port: Port = 502
+    port: ListenPort = 502
     enable: bool = True
     #: Client networks allowed to connect. Empty refuses everyone: name the SCADA hosts.
     allow_clients: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
