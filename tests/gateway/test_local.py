@@ -6,6 +6,7 @@ import pytest
 
 from panelhub.config.models import IdentityConfig
 from panelhub.gateway.local import Health, LocalServer
+from panelhub.modbus.constants import FunctionCode
 from panelhub.modbus.datatypes import IECDateTime, decode_string
 from panelhub.modbus.pdu import (
     ReadDeviceIdentificationRequest,
@@ -13,9 +14,8 @@ from panelhub.modbus.pdu import (
     WriteMultipleRegistersRequest,
     decode_read_registers_response,
 )
-from panelhub.modbus.constants import FunctionCode
 
-NOW = dt.datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=dt.UTC)
 
 
 def server(**kwargs) -> LocalServer:

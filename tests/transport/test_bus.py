@@ -93,12 +93,15 @@ async def test_gateway_first_but_polls_not_starved():
     link = ScriptedLink()
     bus = Bus("b", link, queue_size=100)
     order: list[str] = []
-    bus.submit(Transaction(1, b"\x03", lambda r: order.append("first")))
+
+    def note(name: str) -> Callable[[Result], None]:
+        return lambda result: order.append(name)
+
+    bus.submit(Transaction(1, b"\x03", note("first")))
     for i in range(3):
-        bus.submit(Transaction(1, b"\x03", lambda r, i=i: order.append(f"p{i}"),
-                               priority=Priority.POLL))  # fmt: skip
+        bus.submit(Transaction(1, b"\x03", note(f"p{i}"), priority=Priority.POLL))
     for i in range(2 * GATEWAY_BURST):
-        bus.submit(Transaction(1, b"\x03", lambda r, i=i: order.append(f"g{i}")))
+        bus.submit(Transaction(1, b"\x03", note(f"g{i}")))
     while link.active:
         link.answer()
     assert order[1 : GATEWAY_BURST + 1] == [f"g{i}" for i in range(GATEWAY_BURST)]
