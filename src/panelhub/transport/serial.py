@@ -188,8 +188,9 @@ class SerialLink:
         except OSError as exc:
             self._line_failed(exc)
             return
-        now = self._loop.time()
-        self._quiet_from = max(self._quiet_from, now + self.settings.silence_s)
+        # What was received is the line's last activity; on a real half-duplex line nothing
+        # arrives while our own request is still being sent, so this supersedes that estimate.
+        self._quiet_from = self._loop.time() + self.settings.silence_s
         decoder = self._decoder
         if decoder is None or not data:
             return  # noise between transactions: dropped before the next request
