@@ -54,9 +54,9 @@ async def pymodbus_tcp_server(unit_ids: Sequence[int]) -> AsyncIterator[int]:
     server = ModbusTcpServer([make_device(u) for u in unit_ids], address=("127.0.0.1", 0))
     await server.serve_forever(background=True)
     try:
-        yield server.transport.sockets[0].getsockname()[1]
+        yield server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # a Server
     finally:
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it untyped
 
 
 @contextlib.asynccontextmanager
@@ -71,7 +71,7 @@ async def pymodbus_rtu_server(
     try:
         yield server
     finally:
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it untyped
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ async def socat_pty_pair(directory: Path, *, trace: Path | None = None) -> Async
         log.close()  # type: ignore[union-attr]  # the child holds its own copy
     try:
         async with asyncio.timeout(5):
-            while not (pair.device.exists() and pair.client.exists()):
+            while not (pair.device.exists() and pair.client.exists()):  # noqa: ASYNC110 - files
                 await asyncio.sleep(0.01)
         yield pair
     finally:

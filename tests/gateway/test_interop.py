@@ -53,8 +53,10 @@ OPERATIONS: list[tuple[str, Callable[[Client, int], Awaitable[Any]]]] = [
     ("write coil", lambda c, u: c.write_coil(2, True, device_id=u)),
     ("write coils", lambda c, u: c.write_coils(4, [True, False, True], device_id=u)),
     ("read coils back", lambda c, u: c.read_coils(0, count=8, device_id=u)),
-    ("mask write", lambda c, u: c.mask_write_register(address=12, and_mask=0x00F2, or_mask=0x0025, device_id=u)),
-    ("read/write", lambda c, u: c.readwrite_registers(read_address=0, read_count=5, write_address=20, values=[9, 8], device_id=u)),
+    ("mask write", lambda c, u: c.mask_write_register(
+        address=12, and_mask=0x00F2, or_mask=0x0025, device_id=u)),
+    ("read/write", lambda c, u: c.readwrite_registers(
+        read_address=0, read_count=5, write_address=20, values=[9, 8], device_id=u)),
     ("read past the end", lambda c, u: c.read_holding_registers(190, count=20, device_id=u)),
     ("device identification", lambda c, u: c.read_device_information(device_id=u)),
 ]  # fmt: skip
@@ -240,7 +242,8 @@ async def test_64_clients_share_one_rtu_line_without_cross_talk(tmp_path):
 
 async def test_rtu_device_silent_then_back(tmp_path):
     async with (
-        socat_pty_pair(tmp_path) as pair, running_gateway(
+        socat_pty_pair(tmp_path) as pair,
+        running_gateway(
             buses=[rtu_bus(pair.client, response_timeout_s=0.3)],
             gateway={"default_bus": "line"},
         ) as (gateway, port),
@@ -259,7 +262,8 @@ async def test_rtu_device_silent_then_back(tmp_path):
 async def test_rtu_broadcast_reaches_every_device_without_answer(tmp_path):
     async with (
         socat_pty_pair(tmp_path) as pair,
-        pymodbus_rtu_server(pair.device, [1, 2], broadcast_enable=True),running_gateway(
+        pymodbus_rtu_server(pair.device, [1, 2], broadcast_enable=True),
+        running_gateway(
             buses=[rtu_bus(pair.client, turnaround_delay_s=0.05)],
             gateway={"default_bus": "line"},
         ) as (_, port),
