@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -38,7 +39,7 @@ def test_noise_is_bounded_and_deterministic(seed, t_s):
 
 def test_noise_is_continuous():
     steps = [smooth_noise(5, 1, i * 0.01, period_s=2.0) for i in range(1000)]
-    assert max(abs(a - b) for a, b in zip(steps, steps[1:], strict=False)) < 0.05
+    assert max(abs(a - b) for a, b in itertools.pairwise(steps)) < 0.05
 
 
 def test_load_follows_a_day_with_peaks_and_troughs():

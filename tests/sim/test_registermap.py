@@ -61,7 +61,7 @@ def test_points_lie_in_ranges_and_never_overlap(kind):
             start <= point.address and point.address + point.word_count <= start + count
             for start, count in regmap.ranges
         )
-    for start, count in regmap.ranges:
+    for _start, count in regmap.ranges:
         assert count <= 125  # one FC3/FC4 read can fetch a whole range
     if regmap.table.value == "holding registers":
         config = set(range(regmap.config.address, regmap.config.address + regmap.config.word_count))
