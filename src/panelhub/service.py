@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+from collections.abc import Callable
 from typing import Final
 
 from panelhub.config.models import BusConfig, RTUBusConfig, Settings
@@ -120,8 +121,16 @@ class Gateway:
             await asyncio.sleep(0.05)
 
 
-async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run the gateway until SIGINT/SIGTERM (or ``stop`` is set)."""
+async def run(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[Gateway], None] | None = None,
+) -> None:
+    """Run the gateway until SIGINT/SIGTERM (or ``stop`` is set).
+
+    ``on_started`` is called once every listener is accepting connections.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -129,6 +138,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     gateway = Gateway(settings)
     try:
         await gateway.start()
+        if on_started is not None:
+            on_started(gateway)
         await stop.wait()
         logger.info("stopping")
     finally:

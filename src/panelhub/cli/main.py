@@ -67,6 +67,27 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def cmd_sim(args: argparse.Namespace) -> ExitCode:
+    from panelhub import sim  # noqa: PLC0415 - pymodbus is loaded only for the simulator
+
+    configure_logging(args.log_level)
+    spec = sim.default_demo_spec(base_port=args.base_port, enable_line_timing=args.line_timing)
+    _run_loop(sim.serve_forever(spec))
+    return ExitCode.OK
+
+
+def cmd_demo(args: argparse.Namespace) -> ExitCode:
+    from panelhub import demo  # noqa: PLC0415 - pymodbus is loaded only for the demo
+
+    configure_logging(args.log_level)
+    _run_loop(
+        demo.run_demo(
+            modbus_port=args.modbus_port, data_dir=args.data_dir, sim_base_port=args.sim_base_port
+        )
+    )
+    return ExitCode.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="panelhub", description="PanelHub panel server")
     parser.add_argument("--version", action="version", version=f"panelhub {__version__}")
@@ -77,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     check.set_defaults(handler=cmd_check_config)
+    sim = commands.add_parser("sim", help="serve simulated meters (TCP on loopback, RTU on a pty)")
+    sim.add_argument("--base-port", type=int, default=15020, help="first TCP port (0: any free)")
+    sim.add_argument("--line-timing", action="store_true", help="keep real baud-rate timing")
+    sim.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    sim.set_defaults(handler=cmd_sim)
+    demo = commands.add_parser("demo", help="simulated meters and the gateway, ready to poll")
+    demo.add_argument("--modbus-port", type=int, default=5020, help="gateway port (default 5020)")
+    demo.add_argument("--data-dir", type=Path, default=Path("var"), help="default ./var")
+    demo.add_argument("--sim-base-port", type=int, default=15020, help="first simulator port")
+    demo.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

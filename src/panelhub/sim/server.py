@@ -188,10 +188,11 @@ async def serve_tcp(
     )
     await _start(server, f"{bind_host}:{port}")
     try:
-        listener = server.transport
-        if not isinstance(listener, asyncio.Server):
-            raise TypeError("pymodbus TCP server has no listening socket")
-        bound_port = int(listener.sockets[0].getsockname()[1])
+        # Duck-typed: uvloop's server is no asyncio.Server subclass.
+        sockets = getattr(server.transport, "sockets", None)
+        if not sockets:
+            raise OSError(f"cannot listen on {bind_host}:{port}")
+        bound_port = int(sockets[0].getsockname()[1])
         logger.info("simulated Modbus TCP on %s:%d, units %s", bind_host, bound_port, sorted(live))
         async with _refreshing(live.values(), update_interval_s):
             yield TcpEndpoint(bind_host, bound_port, live)

@@ -1,0 +1,119 @@
+"""The demo installation: simulated meters, and the gateway configured in front of them.
+
+Everything listens on loopback. The RTU meters share one pseudo-terminal line, reached
+transparently (units 1-3); each TCP meter gets a virtual unit ID from 100 up, as an integrator
+would configure them. The configuration used is written to the data directory (0600) so a
+user can read it, copy it and run it with ``panelhub run --config``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any, Final
+
+from panelhub import service
+from panelhub.config.models import Settings
+from panelhub.config.store import parse_settings
+from panelhub.sim import SimulatorHandle, default_demo_spec, run_simulator
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODBUS_PORT: Final = 5020  # 502 needs root; 5020 reads as "502, unprivileged"
+DEFAULT_DATA_DIR: Final = Path("var")
+#: Virtual unit IDs of the TCP meters start here (the reference device numbers its virtual
+#: servers from 100 too).
+FIRST_VIRTUAL_UNIT_ID: Final = 100
+
+
+def demo_settings(handle: SimulatorHandle, *, modbus_port: int) -> dict[str, Any]:
+    """The demo's configuration, as the TOML file would hold it."""
+    buses: list[dict[str, Any]] = []
+    routes: list[dict[str, Any]] = []
+    for index, line in enumerate(handle.rtu):
+        # A pseudo-terminal has no parity bit (Linux refuses to set one): 8N1 on the client
+        # side, while the simulated line keeps its 8E1 timing.
+        buses.append({"kind": "rtu", "name": f"rs485-{index + 1}", "device": line.client_path,
+                      "baud_rate": line.line.baud_rate, "parity": "N",
+                      "response_timeout_s": 0.5})  # fmt: skip
+    unit_id = FIRST_VIRTUAL_UNIT_ID
+    for index, endpoint in enumerate(handle.tcp):
+        name = f"tcp-{index + 1}"
+        buses.append({"kind": "tcp", "name": name, "host": endpoint.host, "port": endpoint.port})
+        for target in sorted(endpoint.meters):
+            routes.append({"unit_id": unit_id, "bus": name, "target_unit_id": target})
+            unit_id += 1
+    return {
+        "gateway": {"default_bus": buses[0]["name"]},
+        "listeners": [{"name": "demo", "host": "127.0.0.1", "port": modbus_port}],
+        "buses": buses,
+        "routes": routes,
+    }
+
+
+def to_toml(settings: dict[str, Any]) -> str:
+    """Enough TOML for the demo's flat tables (strings, numbers, arrays of tables)."""
+
+    def value(item: object) -> str:
+        return (
+            f'"{item}"'
+            if isinstance(item, str)
+            else str(item).lower()
+            if isinstance(item, bool)
+            else str(item)
+        )
+
+    lines = ["# Written by `panelhub demo`: the configuration it runs.", "", "[gateway]"]
+    lines += [f"{key} = {value(item)}" for key, item in settings["gateway"].items()]
+    for table in ("listeners", "buses", "routes"):
+        for entry in settings[table]:
+            lines += ["", f"[[{table}]]"] + [
+                f"{key} = {value(item)}" for key, item in entry.items()
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only; the data directory is 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    path.chmod(0o600)
+
+
+def summary(handle: SimulatorHandle, settings: Settings, config_path: Path) -> list[str]:
+    listener = settings.listeners[0]
+    where = f"-p {listener.port} {listener.host}"
+    lines = ["PanelHub demo", f"  gateway (Modbus TCP): {listener.host}:{listener.port}",
+             f"  configuration: {config_path}", "  simulated devices:"]  # fmt: skip
+    lines += [f"    {line}" for line in handle.describe()]
+    lines += ["  through the gateway:", "    units 1-3: the RTU meters, transparently"]
+    lines += [
+        f"    unit {route.unit_id}: {route.bus} unit {route.target_unit_id}"
+        for route in settings.routes
+    ]
+    lines += ["    unit 255: the gateway itself (identity, health, clock)", "  try:",
+              f"    mbpoll -m tcp -a 1 -r 3060 -c 1 -t 4:float -B -1 {where}    (total kW)",
+              f"    mbpoll -m tcp -a 100 -r 3028 -c 3 -t 4:float -B -1 {where}  (V L-N)",
+              f"    mbpoll -m tcp -a 255 -r 159 -c 1 -1 {where}  (gateway health)",
+              "  Ctrl-C stops everything."]  # fmt: skip
+    return lines
+
+
+async def run_demo(*, modbus_port: int, data_dir: Path, sim_base_port: int) -> None:
+    """Start the simulator and the gateway; run until SIGINT/SIGTERM."""
+    async with run_simulator(default_demo_spec(base_port=sim_base_port)) as handle:
+        raw = demo_settings(handle, modbus_port=modbus_port)
+        settings = parse_settings(raw)
+        config_path = data_dir / "demo.toml"
+        write_private(config_path, to_toml(raw))
+
+        def announce(_: service.Gateway) -> None:
+            print("\n".join(summary(handle, settings, config_path)), flush=True)
+
+        await service.run(settings, on_started=announce)
+    await asyncio.sleep(0)  # let closed transports finish their callbacks
