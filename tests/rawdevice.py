@@ -36,12 +36,18 @@ class RawDevice(asyncio.Protocol):
             if self.owner.silent:
                 continue
             answer = self.owner.answer(pdu)
-            delay = self.owner.delay_s
             frame = struct.pack(">HHHB", tid, 0, len(answer) + 1, unit) + answer
-            if delay:
-                asyncio.get_running_loop().call_later(delay, self.transport.write, frame)
+            self.owner.outstanding += 1
+            self.owner.most_outstanding = max(self.owner.most_outstanding, self.owner.outstanding)
+            if self.owner.delay_s:
+                asyncio.get_running_loop().call_later(self.owner.delay_s, self.send, frame)
             else:
-                self.transport.write(frame)
+                self.send(frame)
+
+    def send(self, frame: bytes) -> None:
+        self.owner.outstanding -= 1
+        if not self.transport.is_closing():
+            self.transport.write(frame)
 
 
 class RawDeviceServer:
@@ -50,6 +56,8 @@ class RawDeviceServer:
         self.silent = False
         self.delay_s = 0.0
         self.connections = 0
+        self.outstanding = 0  # requests received and not yet answered
+        self.most_outstanding = 0
         self.requests: list[tuple[int, bytes]] = []
         self.open: set[RawDevice] = set()
         self.server: asyncio.Server | None = None

@@ -266,3 +266,36 @@ async def test_unit_255_is_the_gateway(raw_device, tcp_bus):
     assert unit == 255
     assert pdu[2:14] == b"PH0000000001"
     assert raw_device.requests == []
+
+
+async def test_one_request_at_a_time_per_device_unless_configured(raw_device, tcp_bus):
+    raw_device.delay_s = 0.1
+    routes = [{"unit_id": 1, "bus": "dev"}]
+
+    async def four_clients(port: int) -> float:
+        async def one(tid: int) -> bytes:
+            async with connect(port) as (r, w):
+                return (await raw_request(r, w, tid, 1, read_pdu(0, 1)))[2]
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answers = await asyncio.gather(*(one(tid) for tid in range(4)))
+        assert answers == [b"\x03\x02\x03\xe8"] * 4
+        return loop.time() - started
+
+    async with running_gateway(buses=[tcp_bus(raw_device)], routes=routes) as (_, port):
+        serial_s = await four_clients(port)
+    assert raw_device.most_outstanding == 1
+    assert serial_s >= 0.4
+    raw_device.most_outstanding = 0
+    bus = tcp_bus(raw_device, max_in_flight=4)
+    async with running_gateway(buses=[bus], routes=routes) as (_, port):
+        overlapped_s = await four_clients(port)
+    assert raw_device.most_outstanding == 4
+    assert overlapped_s < 0.3
+
+
+async def test_disabled_listener_does_not_listen(raw_device, tcp_bus):
+    listeners = [{"name": "on", "port": 0}, {"name": "off", "port": 0, "enable": False}]
+    async with running_gateway(listeners=listeners, buses=[tcp_bus(raw_device)]) as (gateway, _):
+        assert [listener.config.name for listener in gateway.listeners] == ["on"]

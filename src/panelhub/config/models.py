@@ -168,7 +168,7 @@ class Settings(FrozenModel):
         for index, route in enumerate(self.routes):
             if route.bus not in bus_names:
                 raise ValueError(f"routes[{index}].bus names {route.bus!r}, which is not in buses")
-        endpoints = [f"{listener.host}:{listener.port}" for listener in self.listeners]
+        endpoints = [f"{lst.host}:{lst.port}" for lst in self.listeners if lst.port]  # 0: any
         _unique("listener addresses", endpoints)
         return self
 
