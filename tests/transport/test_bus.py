@@ -113,13 +113,15 @@ async def test_expired_request_is_never_started():
     link = ScriptedLink()
     bus = Bus("b", link, queue_size=10)
     loop = asyncio.get_running_loop()
-    results: list[object] = []
-    bus.submit(make(results))
-    bus.submit(make(results, deadline=loop.time() + 0.01))
+    first: list[object] = []
+    late: list[object] = []
+    bus.submit(make(first))
+    bus.submit(make(late, deadline=loop.time() + 0.01))
     await asyncio.sleep(0.02)
     link.answer()
     assert len(link.started) == 1
-    assert isinstance(results[1], RequestExpiredError)
+    assert isinstance(first[0], bytes)
+    assert isinstance(late[0], RequestExpiredError)
     assert bus.stats.expired == 1
 
 

@@ -200,9 +200,13 @@ class Bus:
         if isinstance(result, TransportError) and self._should_retry(transaction):
             self.stats.retries += 1
             self._queues[Priority.GATEWAY].appendleft(transaction)
-        else:
-            self._complete(transaction, result)
+            self._pump()
+            return
+        # The next transaction goes on the link before this answer goes upstream: on a busy
+        # serial line the upstream write then overlaps the next exchange instead of delaying
+        # it (measured in bench/gateway: RTU throughput with 8 clients).
         self._pump()
+        self._complete(transaction, result)
 
     def _should_retry(self, transaction: Transaction) -> bool:
         return transaction.attempts <= self._retries and self._loop.time() < transaction.deadline

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -172,12 +173,10 @@ class SerialLink:
         self._timer = self._loop.call_later(timeout_s, self._on_timeout)
 
     def _discard_input(self) -> None:
+        # One tcflush, not reads until EAGAIN: this runs before every request.
         try:
-            while os.read(self._fd, READ_SIZE):
-                pass
-        except BlockingIOError:
-            pass
-        except OSError as exc:
+            termios.tcflush(self._fd, termios.TCIFLUSH)
+        except termios.error as exc:
             logger.debug("serial port %s: %s while discarding input", self.peer, exc)
 
     def _on_readable(self) -> None:
