@@ -26,7 +26,7 @@ def _candidate_length(buffer: bytearray) -> int | NeedData | FrameEndsAtSilence:
     """The length of the frame that may start ``buffer``.
 
     Raises:
-        RemoteProtocolError: no valid frame can start here, its length would exceed the RTU
+        RemoteProtocolError: no valid frame can start here: its length would exceed the RTU
             ADU limit (a byte count or FIFO count read from line noise).
 
     """
@@ -127,6 +127,7 @@ class RTUResponseDecoder:
             except RemoteProtocolError:
                 del self._buffer[0]
                 continue
+            del self._buffer[:length]  # returned, so no longer held: a second feed won't repeat it
             return pdu
         # Checked on every path that keeps bytes, FRAME_ENDS_AT_SILENCE included: a peer that
         # never falls silent must not make us buffer without bound.

@@ -226,12 +226,16 @@ def decode_read_registers_response(
 
     Raises:
         ModbusExceptionError: the server answered with an exception.
-        RemoteProtocolError: the byte count is odd or does not match the PDU length.
+        RemoteProtocolError: the byte count is odd, does not match the PDU length, or counts
+            no registers or more than 125.
 
     """
     check_response(pdu, unit_id=unit_id, function_code=function_code)
     if len(pdu) < 2 or pdu[1] % 2 or len(pdu) != 2 + pdu[1]:
         raise RemoteProtocolError("register response byte count does not match its length")
+    # §6.3: byte count 2 x N with 1 <= N <= 125; no request asks for zero registers.
+    if not 1 <= pdu[1] // 2 <= MAX_READ_REGISTERS:
+        raise RemoteProtocolError(f"register response byte count {pdu[1]}: must be 2 to 250")
     return struct.unpack_from(f">{pdu[1] // 2}H", pdu, 2)
 
 
