@@ -8,7 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
-from tests.gateway.conftest import connect
+from tests.harness import connect
 from tests.rawdevice import raw_request, read_pdu
 
 VALID = """

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
-from tests.gateway.conftest import connect, running_gateway
+from tests.harness import connect, running_gateway
 from tests.peers import (
     device_values,
     line_turns,

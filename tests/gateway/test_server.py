@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from tests.gateway.conftest import connect, running_gateway
+from tests.harness import connect, running_gateway
 from tests.rawdevice import raw_request, read_pdu
 
 

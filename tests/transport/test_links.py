@@ -1,0 +1,145 @@
+"""Downstream link faults, seen from an upstream client: what breaks, and that it heals."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import connect, running_gateway
+from tests.peers import socat_pty_pair
+from tests.rawdevice import raw_request, read_pdu
+from tests.rawrtu import RawRTUServer, frame
+
+GOOD = b"\x03\x02\x03\xe8"
+
+
+async def test_device_sending_garbage_is_reconnected(raw_device, tcp_bus):
+    original = raw_device.answer
+    raw_device.answer = lambda pdu: b""  # an MBAP length of 1: invalid
+    async with (
+        running_gateway(buses=[tcp_bus(raw_device)], routes=[{"unit_id": 1, "bus": "dev"}]) as (
+            _,
+            port,
+        ),
+        connect(port) as (r, w),
+    ):
+        assert (await raw_request(r, w, 1, 1, read_pdu(0, 1)))[2] == b"\x83\x0b"
+        raw_device.answer = original
+        assert (await raw_request(r, w, 2, 1, read_pdu(0, 1)))[2] == GOOD
+    assert raw_device.connections == 2
+
+
+async def test_device_closing_mid_request_fails_fast_then_reconnects(raw_device, tcp_bus):
+    def hang_up(pdu: bytes) -> bytes:
+        for connection in list(raw_device.open):
+            connection.transport.close()
+        return b"\x03\x02\x00\x00"
+
+    original = raw_device.answer
+    raw_device.answer = hang_up
+    bus = tcp_bus(raw_device, response_timeout_s=5.0)
+    async with (
+        running_gateway(buses=[bus], routes=[{"unit_id": 1, "bus": "dev"}]) as (_, port),
+        connect(port) as (r, w),
+    ):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await raw_request(r, w, 1, 1, read_pdu(0, 1)))[2] == b"\x83\x0b"
+        assert loop.time() - started < 1.0  # not the 5 s response timeout
+        raw_device.answer = original
+        assert (await raw_request(r, w, 2, 1, read_pdu(0, 1)))[2] == GOOD
+
+
+async def test_repeated_timeouts_reset_the_connection(raw_device, tcp_bus):
+    bus = tcp_bus(raw_device, response_timeout_s=0.1)
+    async with (
+        running_gateway(buses=[bus], routes=[{"unit_id": 1, "bus": "dev"}]) as (_, port),
+        connect(port) as (r, w),
+    ):
+        raw_device.silent = True
+        for tid in range(3):
+            assert (await raw_request(r, w, tid, 1, read_pdu(0, 1)))[2] == b"\x83\x0b"
+        raw_device.silent = False
+        assert (await raw_request(r, w, 9, 1, read_pdu(0, 1)))[2] == GOOD
+    assert raw_device.connections == 2  # a fresh session after three timeouts in a row
+
+
+def rtu_bus(path: Path, **extra: Any) -> dict[str, Any]:
+    return {"kind": "rtu", "name": "line", "device": str(path), "parity": "N",
+            "frame_gap_s": 0.0, "response_timeout_s": 0.3, **extra}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("noise", "expected"),
+    [
+        (b"", GOOD),
+        (b"\xff\x00\x13", GOOD),  # line noise before the answer
+        (frame(b"\x01\x03\x02\x00\x07")[:-1] + b"\x00", b"\x83\x0b"),  # bad CRC, nothing else
+    ],
+    ids=["clean", "noise first", "bad crc"],
+)
+async def test_rtu_resynchronises_after_noise_and_rejects_bad_crc(
+    tmp_path: Path, noise: bytes, expected: bytes
+):
+    def respond(request: bytes) -> bytes:
+        if noise and noise[0] == 0x01:
+            return noise  # a corrupted answer only
+        return noise + frame(b"\x01\x03\x02\x03\xe8")
+
+    async with socat_pty_pair(tmp_path) as pair:
+        server = RawRTUServer(pair.device, respond)
+        try:
+            async with (
+                running_gateway(buses=[rtu_bus(pair.client)], gateway={"default_bus": "line"}) as (
+                    _,
+                    port,
+                ),
+                connect(port) as (r, w),
+            ):
+                assert (await raw_request(r, w, 1, 1, read_pdu(0, 1)))[2] == expected
+                # and the line works for the next request whatever happened
+                server.respond = lambda request: frame(b"\x01\x03\x02\x00\x2a")
+                assert (await raw_request(r, w, 2, 1, read_pdu(0, 1)))[2] == b"\x03\x02\x00\x2a"
+        finally:
+            server.close()
+    assert server.requests[0] == frame(b"\x01\x03\x00\x00\x00\x01")
+
+
+async def test_rtu_response_of_uncountable_length_ends_at_silence(tmp_path):
+    # Diagnostics "return query data" (§6.8 sub-function 0) echoes data of any length.
+    query = struct.pack(">BH", 8, 0) + b"hello, line!"
+    async with socat_pty_pair(tmp_path) as pair:
+        server = RawRTUServer(pair.device, lambda request: request)  # an echo is the answer
+        try:
+            bus = rtu_bus(pair.client, frame_gap_s=None, baud_rate=115200)
+            async with (
+                running_gateway(buses=[bus], gateway={"default_bus": "line"}) as (_, port),
+                connect(port) as (r, w),
+            ):
+                assert (await raw_request(r, w, 1, 1, query))[2] == query
+        finally:
+            server.close()
+
+
+async def test_missing_serial_port_answers_0x0b_and_opens_when_it_appears(tmp_path):
+    missing = tmp_path / "client"
+    async with (
+        running_gateway(buses=[rtu_bus(missing)], gateway={"default_bus": "line"}) as (_, port),
+        connect(port) as (r, w),
+    ):
+        assert (await raw_request(r, w, 1, 1, read_pdu(0, 1)))[2] == b"\x83\x0b"
+        async with socat_pty_pair(tmp_path) as pair:
+            server = RawRTUServer(pair.device, lambda request: frame(b"\x01\x03\x02\x03\xe8"))
+            try:
+                async with asyncio.timeout(10):
+                    while True:  # bounded: the port is retried after its back-off
+                        pdu = (await raw_request(r, w, 2, 1, read_pdu(0, 1)))[2]
+                        if pdu == GOOD:
+                            break
+                        await asyncio.sleep(0.1)
+            finally:
+                server.close()
