@@ -14,13 +14,13 @@ from __future__ import annotations
 import struct
 from typing import Final, NamedTuple
 
-from panelhub.errors import LocalProtocolError, RemoteProtocolError
+from panelhub.errors import RemoteProtocolError
 from panelhub.modbus.constants import (
     MAX_MBAP_LENGTH,
-    MAX_PDU_SIZE,
     MBAP_HEADER_SIZE,
     MIN_MBAP_LENGTH,
 )
+from panelhub.modbus.pdu import check_frame_parts
 from panelhub.modbus.sentinels import NEED_DATA, NeedData
 
 _HEADER: Final = struct.Struct(">HHHB")
@@ -46,10 +46,7 @@ def encode_frame(transaction_id: int, unit_id: int, pdu: bytes) -> bytes:
         LocalProtocolError: ``unit_id`` is not one byte or the PDU is not 1 to 253 bytes.
 
     """
-    if not 0 <= unit_id <= 0xFF:
-        raise LocalProtocolError(f"unit ID {unit_id} is outside 0..255")
-    if not 0 < len(pdu) <= MAX_PDU_SIZE:
-        raise LocalProtocolError(f"PDU of {len(pdu)} bytes: must be 1 to {MAX_PDU_SIZE}")
+    check_frame_parts(unit_id, pdu)
     return _HEADER.pack(transaction_id & 0xFFFF, MODBUS_PROTOCOL_ID, len(pdu) + 1, unit_id) + pdu
 
 

@@ -128,6 +128,18 @@ Request = (
 )
 
 
+def check_frame_parts(unit_id: int, pdu: bytes) -> None:
+    """Refuse what no frame can carry: a unit ID over one byte, a PDU outside 1..253 bytes.
+
+    Raises:
+        LocalProtocolError: with the offending value.
+    """
+    if not 0 <= unit_id <= 0xFF:
+        raise LocalProtocolError(f"unit ID {unit_id} is outside 0..255")
+    if not 0 < len(pdu) <= MAX_PDU_SIZE:
+        raise LocalProtocolError(f"PDU of {len(pdu)} bytes: must be 1 to {MAX_PDU_SIZE}")
+
+
 def exception_pdu(function_code: int, exception_code: int) -> bytes:
     """The exception response to ``function_code`` (§7)."""
     return bytes(((function_code | EXCEPTION_FLAG) & 0xFF, exception_code))

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from panelhub.errors import LocalProtocolError, RemoteProtocolError
+from panelhub.errors import RemoteProtocolError
 from panelhub.modbus.constants import (
     EXCEPTION_FLAG,
-    MAX_PDU_SIZE,
     MEI_READ_DEVICE_IDENTIFICATION,
     FunctionCode,
 )
+from panelhub.modbus.pdu import check_frame_parts
 from panelhub.modbus.sentinels import FRAME_ENDS_AT_SILENCE, NEED_DATA, FrameEndsAtSilence, NeedData
 
 
@@ -56,10 +56,7 @@ def encode_frame(unit_id: int, pdu: bytes) -> bytes:
         LocalProtocolError: ``unit_id`` is not one byte or the PDU is not 1 to 253 bytes.
 
     """
-    if not 0 <= unit_id <= 0xFF:
-        raise LocalProtocolError(f"unit ID {unit_id} is outside 0..255")
-    if not 0 < len(pdu) <= MAX_PDU_SIZE:
-        raise LocalProtocolError(f"PDU of {len(pdu)} bytes: must be 1 to {MAX_PDU_SIZE}")
+    check_frame_parts(unit_id, pdu)
     body = bytes((unit_id,)) + pdu
     crc = crc16(body)
     return body + bytes((crc & 0xFF, crc >> 8))
@@ -103,12 +100,7 @@ def request_frame_length(buffer: bytes | bytearray) -> int | NeedData | FrameEnd
         return fixed
     if function_code == FunctionCode.ENCAPSULATED_INTERFACE:
         return _device_identification_request_length(buffer)
-    offset = _REQUEST_BYTE_COUNT_AT.get(function_code)
-    if offset is None:
-        return FRAME_ENDS_AT_SILENCE
-    if len(buffer) <= offset:
-        return NEED_DATA
-    return offset + 1 + buffer[offset] + 2
+    return _counted_length(buffer, _REQUEST_BYTE_COUNT_AT.get(function_code))
 
 
 def response_frame_length(  # noqa: PLR0911 - one return per framing rule reads best
@@ -129,7 +121,13 @@ def response_frame_length(  # noqa: PLR0911 - one return per framing rule reads 
     fixed = _FIXED_RESPONSE.get(function_code)
     if fixed is not None:
         return fixed
-    offset = _RESPONSE_BYTE_COUNT_AT.get(function_code)
+    return _counted_length(buffer, _RESPONSE_BYTE_COUNT_AT.get(function_code))
+
+
+def _counted_length(
+    buffer: bytes | bytearray, offset: int | None
+) -> int | NeedData | FrameEndsAtSilence:
+    """Frames whose byte count sits at ``offset``: the count, that many bytes, and the CRC."""
     if offset is None:
         return FRAME_ENDS_AT_SILENCE
     if len(buffer) <= offset:
