@@ -143,3 +143,30 @@ async def test_missing_serial_port_answers_0x0b_and_opens_when_it_appears(tmp_pa
                         await asyncio.sleep(0.1)
             finally:
                 server.close()
+
+
+async def test_request_queued_behind_the_third_timeout_goes_to_the_fresh_connection(
+    raw_device, tcp_bus
+):
+    bus = tcp_bus(raw_device, response_timeout_s=0.1)
+    async with (
+        running_gateway(buses=[bus], routes=[{"unit_id": 1, "bus": "dev"}]) as (_, port),
+        connect(port) as (r, w),
+    ):
+        raw_device.silent = True
+        for tid in range(2):
+            assert (await raw_request(r, w, tid, 1, read_pdu(0, 1)))[2] == b"\x83\x0b"
+        # The third request times out and resets the session; the fourth waits behind it.
+        for tid in (2, 3):
+            w.write(struct.pack(">HHHB", tid, 0, 6, 1) + read_pdu(0, 1))
+        async with asyncio.timeout(2):
+            while len(raw_device.requests) < 3:  # noqa: ASYNC110 - bounded, a test probe
+                await asyncio.sleep(0.01)
+        raw_device.silent = False
+        answers = {}
+        for _ in range(2):
+            header = await r.readexactly(7)
+            tid, _, length, _ = struct.unpack(">HHHB", header)
+            answers[tid] = await r.readexactly(length - 1)
+    assert answers == {2: b"\x83\x0b", 3: GOOD}  # not a 0x0B from the connection being dropped
+    assert raw_device.connections == 2

@@ -76,6 +76,10 @@ class TCPLink(asyncio.Protocol):
         self._retry_at = 0.0
         self._backoff = Backoff()
         self._connect_task: asyncio.Task[None] | None = None
+        # Connections aborted and forgotten whose connection_lost is still to come: this object
+        # is the protocol of every connection it makes, so that late call must not touch the
+        # connection (or the connecting) that replaced them.
+        self._abandoned = 0
 
     def attach(self, on_result: Callable[[Transaction, Result], None]) -> None:
         self._on_result = on_result
@@ -110,8 +114,7 @@ class TCPLink(asyncio.Protocol):
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
             logger.warning("%s sent an invalid frame, reconnecting: %s", self.peer, exc)
-            if self._transport is not None:
-                self._transport.abort()
+            self._abandon_connection()
             return
         for frame in frames:
             entry = self._pending.pop(frame.transaction_id, None)
@@ -123,6 +126,9 @@ class TCPLink(asyncio.Protocol):
             self._report(transaction, frame.pdu)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._abandoned:
+            self._abandoned -= 1
+            return
         self._transport = None
         self._decoder = MBAPDecoder()
         if self.state is not LinkState.CLOSED:
@@ -175,11 +181,29 @@ class TCPLink(asyncio.Protocol):
             f"{self._response_timeout_s:g} s",
             peer=self.peer,
         )
-        self._report(entry[0], error)
         if self._timeouts_in_row >= RESET_AFTER_TIMEOUTS and self._transport is not None:
             logger.info("%s: %d timeouts in a row, reconnecting", self.peer, self._timeouts_in_row)
             self._timeouts_in_row = 0
-            self._transport.abort()
+            # Before reporting: the Bus starts the next transaction from the report, and it
+            # must go to a fresh connection, not onto the one being dropped.
+            self._abandon_connection()
+        self._report(entry[0], error)
+
+    def _abandon_connection(self) -> None:
+        """Abort the connection and forget it now: the next transaction connects anew."""
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        self._abandoned += 1
+        transport.abort()
+        self._decoder = MBAPDecoder()
+        if self.state is not LinkState.CLOSED:
+            self.state = LinkState.DISCONNECTED
+        pending, self._pending = self._pending, {}
+        error = ConnectionLostError(f"connection to {self.peer} dropped", peer=self.peer)
+        for transaction, timer in pending.values():
+            timer.cancel()
+            self._report(transaction, error)
 
     def _fail_all(self, error: TransportError) -> None:
         pending, self._pending = self._pending, {}
