@@ -44,6 +44,7 @@ class Row:
     note: str = ""
     log_lines: int | None = None  # lines the target wrote to stderr during the run
     tx_per_s_range: tuple[float, float] | None = None  # lowest and highest of repeated runs
+    p50_us_range: tuple[float, float] | None = None
 
 
 def find(rows: list[Row], scenario: str, target: str, clients: int) -> dict[str, Any] | None:
@@ -59,8 +60,9 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 def table(rows: list[Row], scenario: str) -> list[str]:
     lines = [
-        "| target | clients | tx/s (range) | p50 µs | p99 µs | errors / timeouts / conn. failures "
-        "| target process CPU % | CPU µs/tx | target log lines |",
+        "| target | clients | tx/s (range) | p50 µs (range) | p99 µs "
+        "| errors / timeouts / conn. failures | target process CPU % | CPU µs/tx "
+        "| target log lines |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
@@ -76,8 +78,8 @@ def table(rows: list[Row], scenario: str) -> list[str]:
         if row.cpu_percent is not None and load["tx_per_s"]:
             cpu_per_tx = row.cpu_percent * 1e4 / load["tx_per_s"]
         lines.append(
-            f"| {row.target} | {row.clients} | {fmt(load['tx_per_s'])}{spread(row)} "
-            f"| {fmt(load['p50_us'])} "
+            f"| {row.target} | {row.clients} | {fmt(load['tx_per_s'])}{spread(row.tx_per_s_range)} "
+            f"| {fmt(load['p50_us'])}{spread(row.p50_us_range)} "
             f"| {fmt(load['p99_us'])} | {load['errors']} / {load['timeouts']} / "
             f"{load['conn_failures']} | {fmt(row.cpu_percent)} | {fmt(cpu_per_tx)} "
             f"| {fmt(row.log_lines)} |"
@@ -85,11 +87,10 @@ def table(rows: list[Row], scenario: str) -> list[str]:
     return lines
 
 
-def spread(row: Row) -> str:
-    if row.tx_per_s_range is None:
+def spread(bounds: tuple[float, float] | None) -> str:
+    if bounds is None:
         return ""
-    low, high = row.tx_per_s_range
-    return f" ({fmt(low)}-{fmt(high)})"
+    return f" ({fmt(bounds[0])}-{fmt(bounds[1])})"
 
 
 def verdict(value: float | None, *, limit: float, is_minimum: bool) -> str:
@@ -215,7 +216,7 @@ def mbusd_status() -> str:
     )
 
 
-def host_section(command: str, relay: str) -> list[str]:
+def host_section(command: str, relay: str, placement: str) -> list[str]:
     socat_version = command_output(["socat", "-V"]).splitlines()
     return [
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}",
@@ -225,6 +226,7 @@ def host_section(command: str, relay: str) -> list[str]:
         f"- pty relay: {relay}"
         + (f" ({socat_version[1].strip()})" if len(socat_version) > 1 else ""),
         f"- mbusd: {mbusd_status()}",
+        f"- CPU placement: {placement}",
         f"- Command: `{command}`",
     ]
 
@@ -252,8 +254,9 @@ refuse 48 of them, and modbus_load does not count a connection that is closed at
 "target process CPU %" is the CPU time of the target process (the device for the direct
 rows) during the run, warmup included, over its wall time; "CPU µs/tx" divides that by the
 measured throughput. "target log lines" counts what the target wrote to stderr in the run
-(modbus-proxy logs every connection at INFO). With `--repeat` > 1 each row is the run with
-the median throughput and the range is shown."""
+(modbus-proxy logs every connection at INFO). With `--repeat` R the whole set runs R
+times in rounds; each row is the run with the median throughput, and the ranges over the
+rounds are shown in brackets."""
 
 RTU_NOTES: Final = """\
 The gateways (TCP in, RTU out) and the direct RTU client reach the RTU device through a pty
@@ -276,8 +279,11 @@ gateway that keeps it between frames, as the spec requires on a real line, canno
 given beyond one t3.5."""
 
 
-def write_report(path: Path, rows: list[Row], *, command: str, workdir: Path, relay: str) -> None:
-    lines = ["# Gateway benchmark", "", *host_section(command, relay), "", SETUP_NOTES, ""]
+def write_report(
+    path: Path, rows: list[Row], *, command: str, workdir: Path, relay: str, placement: str
+) -> None:
+    lines = ["# Gateway benchmark", "", *host_section(command, relay, placement), ""]
+    lines += [SETUP_NOTES, ""]
     lines += ["## TCP clients -> TCP device", "", *table(rows, "tcp"), ""]
     lines += ["## TCP clients -> RTU device over a pty pair, no baud timing", "", RTU_NOTES, ""]
     lines += [*table(rows, "rtu"), "", f"mbusd: {mbusd_status()}.", ""]

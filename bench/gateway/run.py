@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,9 +32,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from processes import LOOPBACK, PtyPair, Service, StartError, free_port, start_pty_pair
+from processes import (
+    LOOPBACK,
+    Placement,
+    PtyPair,
+    Service,
+    StartError,
+    free_port,
+    pin_process,
+    placement_for,
+    start_pty_pair,
+)
 from report import HUB_NO_GAP, HUB_T35, Row, write_report
 
 HERE: Final = Path(__file__).resolve().parent
@@ -59,6 +70,10 @@ class Options:
     repeat: int
     output: Path
     workdir: Path
+    placement: Placement | None
+
+    def cpus(self, role: Literal["client", "target", "helper"]) -> frozenset[int] | None:
+        return None if self.placement is None else getattr(self.placement, role)
 
 
 @dataclass(frozen=True)
@@ -92,10 +107,17 @@ def run_load(opts: Options, endpoint: Endpoint, *, clients: int, label: str) -> 
     else:
         argv += ["--mode", "tcp", "--host", LOOPBACK, "--port", str(endpoint.port)]
     limit_s = opts.warmup_s + opts.duration_s + 2 * opts.timeout_s + LOAD_SLACK_S
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=limit_s, check=False)
-    if done.returncode != 0:
-        raise StartError(f"modbus_load failed ({done.returncode}): {done.stderr.strip()}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as load:
+        cpus = opts.cpus("client")
+        if cpus is not None:
+            pin_process(load.pid, cpus)
+        try:
+            stdout, stderr = load.communicate(timeout=limit_s)
+        finally:
+            load.kill()
+    if load.returncode != 0:
+        raise StartError(f"modbus_load failed ({load.returncode}): {stderr.strip()}")
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return result
 
 
@@ -113,10 +135,18 @@ def measure(opts: Options, endpoint: Endpoint, *, clients: int, scenario: str, t
     return Row(scenario, target, clients, load, cpu_percent, log_lines=log_lines)
 
 
-def spawn(stack: contextlib.ExitStack, opts: Options, name: str, argv: list[str]) -> Service:
+def spawn(
+    stack: contextlib.ExitStack,
+    opts: Options,
+    name: str,
+    argv: list[str],
+    *,
+    role: Literal["target", "helper"] = "target",
+) -> Service:
     service = Service(name, argv, opts.workdir / f"{name}.log")
     stack.callback(service.stop)
     service.start()
+    service.pin(opts.cpus(role))
     return service
 
 
@@ -168,7 +198,9 @@ target_unit_id = {UNIT_ID}
 """
 
 
-def tcp_direct(_opts: Options, device: Endpoint, _stack: contextlib.ExitStack) -> Endpoint:
+def tcp_direct(opts: Options, device: Endpoint, _stack: contextlib.ExitStack) -> Endpoint:
+    assert device.service is not None
+    device.service.pin(opts.cpus("target"))  # measured directly, the device is the target
     return device
 
 
@@ -214,6 +246,8 @@ def run_tcp(opts: Options) -> list[Row]:
     with contextlib.ExitStack() as stack:
         device = start_tcp_device(stack, opts)
         for name, starter in TCP_TARGETS:
+            assert device.service is not None
+            device.service.pin(opts.cpus("helper"))
             start = functools.partial(starter, opts, device)
             rows += run_target(opts, "tcp", name, opts.tcp_clients, start)
     return rows
@@ -232,13 +266,8 @@ def run_target(
         try:
             endpoint = start(stack)
             for count in clients:
-                runs = []
-                for _ in range(opts.repeat):
-                    runs.append(
-                        measure(opts, endpoint, clients=count, scenario=scenario, target=name)
-                    )
-                    print(f"  {scenario:9} {name:26} n={count:<3} {brief(runs[-1])}", flush=True)
-                rows.append(median_run(runs))
+                rows.append(measure(opts, endpoint, clients=count, scenario=scenario, target=name))
+                print(f"  {scenario:9} {name:26} n={count:<3} {brief(rows[-1])}", flush=True)
         except (StartError, subprocess.TimeoutExpired) as exc:
             note = str(exc).strip().replace("\n", " | ")
             print(f"  {scenario:9} {name:18} skipped: {note[:300]}", flush=True)
@@ -249,13 +278,25 @@ def run_target(
 
 
 def median_run(runs: list[Row]) -> Row:
-    """The run with the median throughput, carrying the throughput range of all runs."""
-    ranked = sorted(runs, key=lambda row: row.load["tx_per_s"] if row.load else 0.0)
-    rates = [row.load["tx_per_s"] for row in ranked if row.load]
-    median = ranked[(len(ranked) - 1) // 2]
-    if len(rates) < 2:
-        return median
-    return dataclasses.replace(median, tx_per_s_range=(rates[0], rates[-1]))
+    """The run with the median throughput, carrying the ranges over all runs."""
+    measured = sorted((row for row in runs if row.load), key=lambda row: row.load["tx_per_s"])
+    if len(measured) < 2:
+        return measured[0] if measured else runs[0]
+    rates = [row.load["tx_per_s"] for row in measured]
+    p50s = sorted(row.load["p50_us"] for row in measured)
+    return dataclasses.replace(
+        measured[(len(measured) - 1) // 2],
+        tx_per_s_range=(rates[0], rates[-1]),
+        p50_us_range=(p50s[0], p50s[-1]),
+    )
+
+
+def aggregate(rows: list[Row]) -> list[Row]:
+    """One row per (scenario, target, clients), in first-seen order."""
+    groups: dict[tuple[str, str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.scenario, row.target, row.clients), []).append(row)
+    return [median_run(runs) for runs in groups.values()]
 
 
 def brief(row: Row) -> str:
@@ -269,21 +310,28 @@ def brief(row: Row) -> str:
 # --- RTU scenarios ------------------------------------------------------------------
 
 
-def start_rtu_line(stack: contextlib.ExitStack, opts: Options, line: Line) -> PtyPair:
+def start_rtu_line(
+    stack: contextlib.ExitStack,
+    opts: Options,
+    line: Line,
+    *,
+    device_role: Literal["target", "helper"] = "helper",
+) -> PtyPair:
     """A fresh pty pair with the fast RTU device on end ``b``."""
     relay, pair = start_pty_pair(opts.workdir, log_path=opts.workdir / "pty.log")
     stack.callback(relay.stop)
+    relay.pin(opts.cpus("helper"))
     argv = [sys.executable, bench_script("fast_device.py"), "rtu", "--serial", pair.b]
     argv += ["--baud", str(line.baud_rate), "--parity", line.parity]
     argv += ["--pace"] if line.is_paced else []
-    device = spawn(stack, opts, "device-rtu", argv)
+    device = spawn(stack, opts, "device-rtu", argv, role=device_role)
     time.sleep(0.2)  # the device opens the pty and sets raw mode
     device.check_alive()
     return pair
 
 
 def rtu_direct(opts: Options, line: Line, stack: contextlib.ExitStack) -> Endpoint:
-    pair = start_rtu_line(stack, opts, line)
+    pair = start_rtu_line(stack, opts, line, device_role="target")
     return Endpoint(serial=pair.a, baud_rate=line.baud_rate)
 
 
@@ -369,8 +417,14 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument(
         "--scenarios", type=lambda t: tuple(t.split(",")), default=("tcp", "rtu", "rtu-paced")
     )
-    parser.add_argument("--repeat", type=int, default=1, help="runs per point; the median is kept")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; the median run is kept")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--placement",
+        choices=["shared", "spread", "none"],
+        default="shared",
+        help="shared: load client on one core, the system under test on another",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     unknown = set(args.scenarios) - {"tcp", *LINES}
@@ -387,6 +441,7 @@ def parse_args(argv: list[str]) -> Options:
         max(1, args.repeat),
         args.output,
         workdir,
+        placement_for(os.sched_getaffinity(0), args.placement),
     )
     return opts if args.keep_logs else _with_cleanup(opts)
 
@@ -404,8 +459,12 @@ def main(argv: list[str]) -> None:
     opts = parse_args(argv)
     print(f"work directory (logs, configs): {opts.workdir}", flush=True)
     rows: list[Row] = []
-    for scenario in opts.scenarios:
-        rows += run_tcp(opts) if scenario == "tcp" else run_rtu(opts, scenario)
+    # Rounds, not back-to-back repeats: a slow spell on the host then hits every target.
+    for round_number in range(1, opts.repeat + 1):
+        print(f"round {round_number} of {opts.repeat}", flush=True)
+        for scenario in opts.scenarios:
+            rows += run_tcp(opts) if scenario == "tcp" else run_rtu(opts, scenario)
+    rows = aggregate(rows)
     command = " ".join([display_python(), *sys.argv])
     write_report(
         opts.output,
@@ -413,8 +472,19 @@ def main(argv: list[str]) -> None:
         command=command,
         workdir=opts.workdir,
         relay="socat" if shutil.which("socat") else "python pty_relay.py",
+        placement=describe(opts.placement),
     )
     print(f"wrote {opts.output}")
+
+
+def describe(placement: Placement | None) -> str:
+    if placement is None:
+        return "not pinned (left to the scheduler)"
+    return (
+        f"load client on CPU {sorted(placement.client)}; measured process (gateway, or the "
+        f"device in the direct rows) on CPU {sorted(placement.target)}; device behind a "
+        f"gateway and pty relay on CPU {sorted(placement.helper)}"
+    )
 
 
 def display_python() -> str:
