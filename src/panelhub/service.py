@@ -103,10 +103,14 @@ class Gateway:
             await listener.start()
 
     async def aclose(self) -> None:
+        # Client connections are closed only after the drain: closing them first would throw
+        # away the very answers the grace time is there for.
         for listener in self.listeners:
-            await listener.aclose()
+            listener.stop_accepting()
         async with asyncio.timeout(SHUTDOWN_GRACE_S + 1):
             await self._drain()
+        for listener in self.listeners:
+            await listener.aclose()
         for bus in self.buses.values():
             await bus.aclose()
 

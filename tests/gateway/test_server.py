@@ -9,6 +9,8 @@ import struct
 
 import pytest
 
+from panelhub.config.models import Settings
+from panelhub.service import Gateway
 from tests.harness import connect, running_gateway
 from tests.rawdevice import raw_request, read_pdu
 
@@ -299,3 +301,32 @@ async def test_disabled_listener_does_not_listen(raw_device, tcp_bus):
     listeners = [{"name": "on", "port": 0}, {"name": "off", "port": 0, "enable": False}]
     async with running_gateway(listeners=listeners, buses=[tcp_bus(raw_device)]) as (gateway, _):
         assert [listener.config.name for listener in gateway.listeners] == ["on"]
+
+
+async def test_shutdown_answers_requests_under_way_before_closing_connections(raw_device, tcp_bus):
+    raw_device.delay_s = 0.3
+    settings = {
+        "listeners": [{"name": "up", "port": 0}],
+        "buses": [tcp_bus(raw_device, response_timeout_s=1.0)],
+        "routes": [{"unit_id": 1, "bus": "dev"}],
+    }
+    gateway = Gateway(Settings.model_validate(settings))
+    await gateway.start()
+    port = gateway.listeners[0].address[1]
+    closing = None
+    try:
+        async with connect(port) as (r, w):
+            w.write(struct.pack(">HHHB", 7, 0, 6, 1) + read_pdu(0, 1))
+            async with asyncio.timeout(2):
+                while not raw_device.requests:  # noqa: ASYNC110 - bounded, a test probe
+                    await asyncio.sleep(0.01)
+            closing = asyncio.ensure_future(gateway.aclose())
+            async with asyncio.timeout(2):
+                header = await r.readexactly(7)
+                pdu = await r.readexactly(struct.unpack(">HHHB", header)[2] - 1)
+            assert (struct.unpack(">H", header[:2])[0], pdu) == (7, b"\x03\x02\x03\xe8")
+            with pytest.raises(ConnectionRefusedError):  # no new connections are accepted
+                await asyncio.open_connection("127.0.0.1", port)
+            await assert_closed(r)  # then the connection is closed
+    finally:
+        await (closing if closing is not None else gateway.aclose())

@@ -82,6 +82,7 @@ class Listener:
         self._per_client: Counter[str] = Counter()
         self._refusals: dict[tuple[str, str], tuple[float, int]] = {}
         self._server: asyncio.Server | None = None
+        self.is_stopping = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -98,9 +99,19 @@ class Listener:
         )  # fmt: skip
         logger.info("listener %s on %s:%d", self.config.name, *self.address)
 
-    async def aclose(self) -> None:
+    def stop_accepting(self) -> None:
+        """First step of shutdown: refuse new connections and new requests.
+
+        Connections stay open, so answers to requests under way still reach their clients.
+        """
+        self.is_stopping = True
         if self._server is not None:
             self._server.close()
+        for connection in list(self.connections):
+            connection.stop_reading()
+
+    async def aclose(self) -> None:
+        self.stop_accepting()
         for connection in list(self.connections):
             connection.close()
         if self._server is not None:
@@ -197,8 +208,12 @@ class UpstreamConnection(asyncio.Protocol):
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self._transport is not None:
+        if self._transport is not None and not self._listener.is_stopping:
             self._transport.resume_reading()
+
+    def stop_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
 
     def close(self) -> None:
         if self._transport is not None:
