@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +172,60 @@ async def test_request_queued_behind_the_third_timeout_goes_to_the_fresh_connect
             answers[tid] = await r.readexactly(length - 1)
     assert answers == {2: b"\x83\x0b", 3: GOOD}  # not a 0x0B from the connection being dropped
     assert raw_device.connections == 2
+
+
+async def _gaps_between_requests(
+    tmp_path: Path, bus: Callable[[Path], dict[str, Any]], requests, respond
+) -> list[float]:
+    """Send ``requests`` (unit, pdu) one after the other; the silences the device saw."""
+    loop = asyncio.get_running_loop()
+    seen: list[float] = []
+
+    def record(request: bytes) -> bytes:
+        seen.append(loop.time())
+        answer: bytes = respond(request)
+        return answer
+
+    async with socat_pty_pair(tmp_path) as pair:
+        server = RawRTUServer(pair.device, record)
+        try:
+            async with (
+                running_gateway(buses=[bus(pair.client)], gateway={"default_bus": "line"}) as (
+                    _,
+                    port,
+                ),
+                connect(port) as (r, w),
+            ):
+                for tid, (unit, pdu) in enumerate(requests):
+                    if unit == 0:  # a broadcast: no answer comes
+                        w.write(struct.pack(">HHHB", tid, 0, len(pdu) + 1, 0) + pdu)
+                        await asyncio.sleep(0.05)  # the next request comes after the noise
+                    else:
+                        assert (await raw_request(r, w, tid, unit, pdu))[2] == GOOD
+        finally:
+            server.close()
+    return [later - earlier for earlier, later in itertools.pairwise(seen)]
+
+
+async def test_rtu_broadcast_turnaround_survives_line_noise(tmp_path):
+    # An RS-485 adapter that echoes what it sends, or any noise after a broadcast, must not cut
+    # short the turnaround delay the servers need to act on the broadcast (§2.4.1).
+    def respond(request: bytes) -> bytes:
+        return b"\x00\xff" if request[0] == 0 else frame(b"\x01\x03\x02\x03\xe8")
+
+    def bus(path):
+        return rtu_bus(path, turnaround_delay_s=0.3)
+
+    write = struct.pack(">BHH", 6, 0, 1)
+    gaps = await _gaps_between_requests(tmp_path, bus, [(0, write), (1, read_pdu(0, 1))], respond)
+    assert gaps[0] >= 0.3
+
+
+async def test_rtu_inter_frame_delay_is_kept_between_transactions(tmp_path):
+    def bus(path):
+        return rtu_bus(path, inter_frame_delay_s=0.2)
+
+    gaps = await _gaps_between_requests(
+        tmp_path, bus, [(1, read_pdu(0, 1))] * 3, lambda request: frame(b"\x01\x03\x02\x03\xe8")
+    )
+    assert min(gaps) >= 0.2

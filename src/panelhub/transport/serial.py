@@ -88,6 +88,9 @@ class SerialLink:
         self._decoder: RTUResponseDecoder | None = None
         self._timer: asyncio.Handle | None = None
         self._quiet_from = 0.0  # when the line will have been silent for one gap
+        # A broadcast's turnaround ends here whatever the line brings meanwhile (an adapter's
+        # echo, noise): received bytes move ``_quiet_from`` but never before this.
+        self._turnaround_until = 0.0
         self._retry_at = 0.0
         self._backoff = Backoff()
 
@@ -163,14 +166,20 @@ class SerialLink:
             self._line_failed(OSError("serial output buffer full"))
             return
         on_wire_s = len(frame) * self.settings.character_time_s
-        self._quiet_from = self._loop.time() + on_wire_s + self.settings.silence_s
+        self._quiet_from = self._loop.time() + on_wire_s + self._gap_s
         if transaction.unit_id == BROADCAST_UNIT_ID:
             self._quiet_from += self.settings.turnaround_delay_s
+            self._turnaround_until = self._quiet_from
             self._timer = self._loop.call_later(on_wire_s, self._finish, b"")
             return
         self._decoder = RTUResponseDecoder(transaction.unit_id, transaction.pdu[0])
         timeout_s = on_wire_s + self.settings.response_timeout_s
         self._timer = self._loop.call_later(timeout_s, self._on_timeout)
+
+    @property
+    def _gap_s(self) -> float:
+        """Silence kept between two transactions: t3.5 and the configured extra delay."""
+        return self.settings.silence_s + self.settings.inter_frame_delay_s
 
     def _discard_input(self) -> None:
         # One tcflush, not reads until EAGAIN: this runs before every request.
@@ -189,7 +198,7 @@ class SerialLink:
             return
         # What was received is the line's last activity; on a real half-duplex line nothing
         # arrives while our own request is still being sent, so this supersedes that estimate.
-        self._quiet_from = self._loop.time() + self.settings.silence_s
+        self._quiet_from = max(self._loop.time() + self._gap_s, self._turnaround_until)
         decoder = self._decoder
         if decoder is None or not data:
             return  # noise between transactions: dropped before the next request
