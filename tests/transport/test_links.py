@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from panelhub.errors import TransportError
+from panelhub.transport.bus import Bus, Transaction
+from panelhub.transport.serial import LineSettings, SerialLink
 from tests.harness import connect, running_gateway
 from tests.peers import socat_pty_pair
 from tests.rawdevice import raw_request, read_pdu
@@ -229,3 +232,29 @@ async def test_rtu_inter_frame_delay_is_kept_between_transactions(tmp_path):
         tmp_path, bus, [(1, read_pdu(0, 1))] * 3, lambda request: frame(b"\x01\x03\x02\x03\xe8")
     )
     assert min(gaps) >= 0.2
+
+
+async def test_closed_rtu_bus_sends_nothing_more_and_keeps_its_port_closed(tmp_path):
+    # With retries, the transaction failed by the close must not be retried on the line.
+    async with socat_pty_pair(tmp_path) as pair:
+        server = RawRTUServer(pair.device, lambda request: b"")  # a silent device
+        try:
+            link = SerialLink(
+                LineSettings(str(pair.client), 19200, parity="N", response_timeout_s=0.1)
+            )
+            bus = Bus("line", link, queue_size=4, retries=2)
+            results: list[object] = []
+            bus.submit(Transaction(1, read_pdu(0, 1), results.append))
+            async with asyncio.timeout(2):
+                while not server.requests:  # noqa: ASYNC110 - bounded, a test probe
+                    await asyncio.sleep(0.01)
+            await bus.aclose()
+            await asyncio.sleep(0.4)  # past every response timeout and retry
+            assert len(server.requests) == 1
+            assert len(results) == 1
+            assert isinstance(results[0], TransportError)
+            with pytest.raises(TransportError):  # and nothing new is taken
+                bus.submit(Transaction(1, read_pdu(0, 1), results.append))
+            assert link._port is None
+        finally:
+            server.close()

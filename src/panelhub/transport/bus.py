@@ -116,6 +116,7 @@ class Bus:
         self._in_flight = 0
         self._burst = 0
         self._failures_in_row = 0
+        self._is_closed = False
         self._loop = asyncio.get_running_loop()
         link.attach(self._on_result)
 
@@ -137,8 +138,11 @@ class Bus:
 
         Raises:
             BusBusyError: the queue is full (the gateway answers exception 0x06).
+            TransportError: the bus is closed.
 
         """
+        if self._is_closed:
+            raise TransportError(f"bus {self.name} is closed", peer=self.name)
         self.stats.submitted += 1
         if self._in_flight < self.link.capacity and not self.queued:
             self._start(transaction)
@@ -179,6 +183,8 @@ class Bus:
         return result
 
     async def aclose(self) -> None:
+        # Closed first: what the link fails while closing must not be retried on it.
+        self._is_closed = True
         for queue in self._queues:
             while queue:
                 queue.popleft().on_done(
@@ -209,7 +215,11 @@ class Bus:
         self._complete(transaction, result)
 
     def _should_retry(self, transaction: Transaction) -> bool:
-        return transaction.attempts <= self._retries and self._loop.time() < transaction.deadline
+        return (
+            not self._is_closed
+            and transaction.attempts <= self._retries
+            and self._loop.time() < transaction.deadline
+        )
 
     def _complete(self, transaction: Transaction, result: Result) -> None:
         if isinstance(result, TransportError):

@@ -93,12 +93,17 @@ class SerialLink:
         self._turnaround_until = 0.0
         self._retry_at = 0.0
         self._backoff = Backoff()
+        self._is_closed = False
 
     def attach(self, on_result: Callable[[Transaction, Result], None]) -> None:
         self._on_result = on_result
 
     def begin(self, transaction: Transaction) -> None:
         self._current = transaction
+        if self._is_closed:
+            error = ConnectionLostError("serial line closed", peer=self.peer)
+            self._timer = self._loop.call_soon(self._finish, error)
+            return
         if self._port is None:
             try:
                 self._open()
@@ -112,9 +117,10 @@ class SerialLink:
             self._transmit()
 
     async def aclose(self) -> None:
+        self._is_closed = True
+        self._close()
         if self._current is not None:
             self._finish(ConnectionLostError("serial line closed", peer=self.peer))
-        self._close()
 
     # -- internals
 
