@@ -258,3 +258,15 @@ async def test_closed_rtu_bus_sends_nothing_more_and_keeps_its_port_closed(tmp_p
             assert link._port is None
         finally:
             server.close()
+
+
+async def test_unresolvable_host_name_answers_0x0b_every_time(tcp_bus, raw_device):
+    # A DNS label over 63 characters fails in the IDNA codec (UnicodeError), not in the resolver.
+    bus = tcp_bus(raw_device, host="x" * 64 + ".invalid")
+    async with (
+        running_gateway(buses=[bus], routes=[{"unit_id": 1, "bus": "dev"}]) as (_, port),
+        connect(port) as (r, w),
+        asyncio.timeout(2),
+    ):
+        for tid in range(2):
+            assert (await raw_request(r, w, tid, 1, read_pdu(0, 1)))[2] == b"\x83\x0b"

@@ -143,7 +143,10 @@ class TCPLink(asyncio.Protocol):
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 await self._loop.create_connection(lambda: self, self._host, self._port)
-        except (OSError, TimeoutError) as exc:
+        # ValueError: a host name the resolver cannot even be asked about (UnicodeError for a
+        # DNS label over 63 characters). Left uncaught, it would end this task and leave the
+        # link CONNECTING for ever, with every request held until its time-to-live.
+        except (OSError, TimeoutError, ValueError) as exc:
             delay = self._backoff.next_delay_s()
             self._retry_at = self._loop.time() + delay
             self.state = LinkState.DISCONNECTED
