@@ -75,7 +75,7 @@ FULL: dict[str, Any] = {
     ],
     "routes": [
         {"unit_id": 100, "bus": "meter", "target_unit_id": 1},
-        {"unit_id": 254, "bus": "rs485"},
+        {"unit_id": 247, "bus": "rs485"},
     ],
 }
 
@@ -473,7 +473,7 @@ def test_checks_never_correct_values():
     # Nothing is dropped or adjusted: what validates is exactly what was written.
     settings = Settings.model_validate(FULL)
     dumped = settings.model_dump(mode="json", exclude_defaults=True)
-    assert dumped["routes"] == [*FULL["routes"][:1], {"unit_id": 254, "bus": "rs485"}]
+    assert dumped["routes"] == [*FULL["routes"][:1], {"unit_id": 247, "bus": "rs485"}]
     assert len(dumped["listeners"]) == len(FULL["listeners"])
     assert dumped["gateway"]["request_ttl_ms"] == 10_000
 
@@ -508,3 +508,34 @@ def test_collections_are_immutable_tuples():
 
 def test_frozen_models_are_hashable():
     assert hash(RouteConfig(unit_id=1, bus="x")) == hash(RouteConfig(unit_id=1, bus="x"))
+
+
+@pytest.mark.parametrize("host", ["", " ", "192.0.2.1 "])
+def test_blank_or_padded_hosts_refused(host):
+    # An empty listener host makes asyncio listen on every interface: never by accident.
+    with pytest.raises(ValidationError):
+        ListenerConfig(name="up", host=host)
+    with pytest.raises(ValidationError):
+        TCPBusConfig(kind="tcp", name="meter", host=host)
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        {"unit_id": 250},
+        {"unit_id": 7, "target_unit_id": 248},
+        {"unit_id": 7, "target_unit_id": 255},
+    ],
+)
+def test_route_to_an_address_a_serial_line_cannot_carry_refused(route):
+    # Modbus over Serial Line v1.02 §2.2: addresses 248-255 are reserved on the line.
+    with pytest.raises(ValidationError, match=r"routes\[0\]"):
+        Settings.model_validate({"buses": [RTU_BUS], "routes": [{**route, "bus": "rs485"}]})
+
+
+def test_route_to_unit_255_of_a_tcp_device_accepted():
+    # Modbus TCP devices commonly answer on unit 255.
+    settings = Settings.model_validate(
+        {"buses": [TCP_BUS], "routes": [{"unit_id": 250, "bus": "meter", "target_unit_id": 255}]}
+    )
+    assert settings.routes[0].target_unit_id == 255

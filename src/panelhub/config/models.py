@@ -20,12 +20,17 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 #: A port to listen on; 0 lets the system pick a free one (the log says which).
 ListenPort = Annotated[int, Field(ge=0, le=65535)]
 Name = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+#: A host name or address. Never empty: asyncio reads an empty listener host as "every
+#: interface", which must be asked for explicitly ("0.0.0.0" or "::").
+Host = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^\S+$")]
 
 #: The reference device's upstream request time-to-live range (its "message timeout"), in ms.
 REQUEST_TTL_MIN_MS: Final = 1_000
 REQUEST_TTL_MAX_MS: Final = 320_000
 #: The gateway answers for itself on this unit ID, as the reference device does.
 LOCAL_UNIT_ID: Final = 255
+#: Highest address on a serial line; 248-255 are reserved (Modbus over Serial Line v1.02 §2.2).
+MAX_SERIAL_UNIT_ID: Final = 247
 #: Standard serial line speeds the gateway offers (FEATURES.md: 1200-115200 baud).
 BAUD_RATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 #: Every public function code of the Modbus Application Protocol v1.1b3 §5.1.
@@ -41,7 +46,7 @@ class TCPBusConfig(FrozenModel):
 
     kind: Literal["tcp"]
     name: Name
-    host: str
+    host: Host
     port: Port = 502
     connect_timeout_s: float = Field(3.0, gt=0, le=60)
     response_timeout_s: float = Field(1.0, gt=0, le=300)
@@ -97,7 +102,7 @@ class ListenerConfig(FrozenModel):
     """One upstream Modbus TCP server, on one address, with its own access rules."""
 
     name: Name
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: ListenPort = 502
     enable: bool = True
     #: Client networks allowed to connect. Empty refuses everyone: name the SCADA hosts.
@@ -165,9 +170,16 @@ class Settings(FrozenModel):
         default = self.gateway.default_bus
         if default is not None and default not in bus_names:
             raise ValueError(f"gateway.default_bus names {default!r}, which is not in buses")
+        serial_buses = {bus.name for bus in self.buses if isinstance(bus, RTUBusConfig)}
         for index, route in enumerate(self.routes):
             if route.bus not in bus_names:
                 raise ValueError(f"routes[{index}].bus names {route.bus!r}, which is not in buses")
+            target = route.unit_id if route.target_unit_id is None else route.target_unit_id
+            if route.bus in serial_buses and target > MAX_SERIAL_UNIT_ID:
+                raise ValueError(
+                    f"routes[{index}] reaches address {target} on serial line {route.bus!r}, "
+                    f"which has addresses 0 to {MAX_SERIAL_UNIT_ID} only"
+                )
         endpoints = [f"{lst.host}:{lst.port}" for lst in self.listeners if lst.port]  # 0: any
         _unique("listener addresses", endpoints)
         return self
