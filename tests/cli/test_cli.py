@@ -117,3 +117,23 @@ async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path):
         _, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert "cannot open serial port" in err.decode()
+
+
+async def test_check_config_reports_a_file_that_is_not_text(tmp_path: Path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b'log_level = "\xff\xfe"\n')
+    code, _, err = await panelhub("check-config", str(binary))
+    assert code == 3, err
+    assert "Traceback" not in err
+
+
+async def test_run_on_a_port_in_use_says_so_without_a_traceback(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = tmp_path / "panelhub.toml"
+        config.write_text(VALID.format(port=taken.getsockname()[1]))
+        code, _, err = await panelhub("run", "--config", str(config))
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "address already in use" in err.lower()

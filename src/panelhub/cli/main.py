@@ -63,7 +63,11 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         print("refusing to start with an invalid configuration", file=sys.stderr)
         return ExitCode.INVALID_CONFIG
     configure_logging(settings.log_level)
-    _run_loop(service.run(settings))
+    try:
+        _run_loop(service.run(settings))
+    except OSError as exc:  # a listener cannot bind: address in use, no permission for 502
+        print(f"error: cannot start: {exc}", file=sys.stderr)
+        return ExitCode.FAILURE
     return ExitCode.OK
 
 
