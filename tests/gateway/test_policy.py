@@ -38,3 +38,13 @@ def test_function_code_and_unit_allow_lists():
     refusal = p.check_request(9, 3)
     assert refusal is not None
     assert "unit 9" in refusal.reason
+
+
+@pytest.mark.parametrize("address", ["192.0.2.5", "::ffff:192.0.2.5"])
+def test_ipv4_mapped_network_in_the_allow_list_admits_its_clients(address):
+    # A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; either spelling in the
+    # allow-list must admit them, and nothing outside the network.
+    p = policy(allow_clients=("::ffff:192.0.2.0/120",))
+    assert p.allows_client(address)
+    assert not p.allows_client("192.0.3.5")
+    assert not p.allows_client("::ffff:192.0.3.5")

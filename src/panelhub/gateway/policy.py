@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Final
 
 from panelhub.config.models import ListenerConfig
 from panelhub.modbus.constants import WRITE_FUNCTION_CODES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2): how a dual-stack socket shows IPv4 clients.
+IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(network: IPNetwork) -> IPNetwork:
+    """An IPv4-mapped network as the IPv4 network it stands for: clients are compared unmapped."""
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(IPV4_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None  # noqa: S101 - inside ::ffff:0:0/96
+        return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +38,7 @@ class Policy:
 
     def __init__(self, config: ListenerConfig) -> None:
         self._networks = tuple(
-            ipaddress.ip_network(net, strict=False) for net in config.allow_clients
+            _unmapped(ipaddress.ip_network(net, strict=False)) for net in config.allow_clients
         )
         codes = frozenset(config.allow_function_codes)
         if config.is_read_only:
