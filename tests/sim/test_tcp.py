@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -63,7 +64,8 @@ async def test_refusals_match_a_real_device(tcp_client):
 
 async def test_values_move(tcp_endpoint, tcp_client):
     first = (await tcp_client.read_holding_registers(3203, count=4, device_id=1)).registers
-    tcp_endpoint.meters[1].refresh(tcp_endpoint.meters[1].model.day_length_s * 10)
+    meter = tcp_endpoint.meters[1]
+    meter.refresh(time.monotonic() + meter.model.day_length_s)  # the meter clock is monotonic
     second = (await tcp_client.read_holding_registers(3203, count=4, device_id=1)).registers
     assert second > first  # the INT64 energy counter grew
 
