@@ -62,7 +62,8 @@ class MBAPDecoder:
             buffer = data  # the common case: parse the received bytes without a copy
         frames: list[mbap.TCPFrame] = []
         offset = 0
-        while True:
+        end = len(buffer)
+        while offset < end:
             try:
                 result = mbap.parse_frame(buffer, offset)
             except RemoteProtocolError:
@@ -73,6 +74,10 @@ class MBAPDecoder:
                 break
             frame, offset = result
             frames.append(frame)
+        if offset == end:
+            if self._buffer:
+                self._buffer = bytearray()
+            return frames  # the common case: whole frames only, nothing to keep
         self._buffer = bytearray(buffer[offset:])
         if len(self._buffer) >= MAX_TCP_ADU_SIZE:  # pragma: no cover - parse_frame forbids it
             raise RemoteProtocolError("MBAP decoder buffer over its bound")

@@ -69,7 +69,9 @@ class TCPLink(asyncio.Protocol):
         self._on_result: Callable[[Transaction, Result], None] | None = None
         self._transport: asyncio.Transport | None = None
         self._decoder = MBAPDecoder()
-        self._pending: dict[int, tuple[Transaction, asyncio.TimerHandle]] = {}
+        # tid -> (transaction, deadline), in send order: the first entry times out first.
+        self._pending: dict[int, tuple[Transaction, float]] = {}
+        self._watchdog: asyncio.TimerHandle | None = None
         self._waiting: list[Transaction] = []
         self._next_tid = 0
         self._timeouts_in_row = 0
@@ -105,6 +107,9 @@ class TCPLink(asyncio.Protocol):
                 await self._connect_task
         if self._transport is not None:
             self._transport.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self._fail_all(ConnectionLostError("link closed", peer=self.peer))
 
     # -- asyncio.Protocol callbacks
@@ -120,10 +125,8 @@ class TCPLink(asyncio.Protocol):
             entry = self._pending.pop(frame.transaction_id, None)
             if entry is None:
                 continue  # the answer to a request that already timed out
-            transaction, timer = entry
-            timer.cancel()
             self._timeouts_in_row = 0
-            self._report(transaction, frame.pdu)
+            self._report(entry[0], frame.pdu)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._abandoned:
@@ -170,11 +173,32 @@ class TCPLink(asyncio.Protocol):
     def _send(self, transaction: Transaction) -> None:
         assert self._transport is not None  # noqa: S101 - CONNECTED implies a transport
         self._next_tid = tid = (self._next_tid + 1) & 0xFFFF
-        timer = self._loop.call_later(self._response_timeout_s, self._on_timeout, tid)
-        self._pending[tid] = (transaction, timer)
+        deadline = self._loop.time() + self._response_timeout_s
+        self._pending[tid] = (transaction, deadline)
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(deadline, self._on_watchdog)
         self._transport.write(mbap.encode_frame(tid, transaction.unit_id, transaction.pdu))
 
-    def _on_timeout(self, tid: int) -> None:
+    def _on_watchdog(self) -> None:
+        """Time out what is overdue, then wait for the next deadline.
+
+        One timer per link, not one per request: arming and cancelling a timer for every
+        request was a measurable share of the gateway's cost per transaction (bench/gateway).
+        """
+        self._watchdog = None
+        now = self._loop.time()
+        overdue = []
+        for tid, (_, deadline) in self._pending.items():
+            if deadline > now:
+                break
+            overdue.append(tid)
+        for tid in overdue:
+            self._time_out(tid)
+        if self._pending and self._watchdog is None:
+            first_deadline = next(iter(self._pending.values()))[1]
+            self._watchdog = self._loop.call_at(first_deadline, self._on_watchdog)
+
+    def _time_out(self, tid: int) -> None:
         entry = self._pending.pop(tid, None)
         if entry is None:
             return
@@ -204,15 +228,13 @@ class TCPLink(asyncio.Protocol):
             self.state = LinkState.DISCONNECTED
         pending, self._pending = self._pending, {}
         error = ConnectionLostError(f"connection to {self.peer} dropped", peer=self.peer)
-        for transaction, timer in pending.values():
-            timer.cancel()
+        for transaction, _ in pending.values():
             self._report(transaction, error)
 
     def _fail_all(self, error: TransportError) -> None:
         pending, self._pending = self._pending, {}
         waiting, self._waiting = self._waiting, []
-        for transaction, timer in pending.values():
-            timer.cancel()
+        for transaction, _ in pending.values():
             self._report(transaction, error)
         for transaction in waiting:
             self._report(transaction, error)
