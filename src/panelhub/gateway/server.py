@@ -200,7 +200,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         for frame in frames:
             self._handle(frame)
-        self._watch_partial_frame()
+        if self._frame_timer is not None or self._decoder.buffered:
+            self._watch_partial_frame()
 
     def pause_writing(self) -> None:
         # The client does not read its answers: stop reading its requests until it does.
@@ -248,7 +249,7 @@ class UpstreamConnection(asyncio.Protocol):
             route.unit_id,
             frame.pdu,
             lambda result: self._on_result(frame, result),
-            deadline=self._loop.time() + listener.request_ttl_s,
+            deadline=self._last_activity + listener.request_ttl_s,  # received just now
             priority=Priority.GATEWAY,
         )
         self._pending += 1
@@ -270,7 +271,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _answer(self, frame: mbap.TCPFrame, pdu: bytes) -> None:
         if self._transport is not None:
-            self._transport.write(mbap.encode_frame(frame.transaction_id, frame.unit_id, pdu))
+            # Packed here rather than with mbap.encode_frame: every PDU answered came out of a
+            # decoder or was built here, so it is already within bounds (hot path).
+            header = mbap.HEADER.pack(frame.transaction_id, 0, len(pdu) + 1, frame.unit_id)
+            self._transport.write(header + pdu)
 
     # -- timers
 

@@ -14,7 +14,13 @@ from typing import Final
 
 from panelhub.errors import RemoteProtocolError
 from panelhub.modbus import mbap, rtu
-from panelhub.modbus.constants import EXCEPTION_FLAG, MAX_RTU_ADU_SIZE, MAX_TCP_ADU_SIZE
+from panelhub.modbus.constants import (
+    EXCEPTION_FLAG,
+    MAX_RTU_ADU_SIZE,
+    MAX_TCP_ADU_SIZE,
+    MBAP_HEADER_SIZE,
+    MIN_MBAP_LENGTH,
+)
 from panelhub.modbus.sentinels import NEED_DATA, FrameEndsAtSilence, NeedData
 
 #: An RTU client hunting for its response through line noise looks at most this many bytes:
@@ -56,6 +62,12 @@ class MBAPDecoder:
 
         """
         buffer: bytes | bytearray = self._buffer
+        if not buffer and len(data) >= MBAP_HEADER_SIZE:
+            # Fast path: exactly one whole, valid frame, what a client sends almost always.
+            transaction_id, protocol_id, length, unit_id = mbap.HEADER.unpack_from(data)
+            is_valid = protocol_id == mbap.MODBUS_PROTOCOL_ID and length >= MIN_MBAP_LENGTH
+            if is_valid and len(data) == MBAP_HEADER_SIZE - 1 + length <= MAX_TCP_ADU_SIZE:
+                return [mbap.TCPFrame(transaction_id, unit_id, data[MBAP_HEADER_SIZE:])]
         if buffer:
             self._buffer += data
         else:

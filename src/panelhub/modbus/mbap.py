@@ -23,7 +23,8 @@ from panelhub.modbus.constants import (
 from panelhub.modbus.pdu import check_frame_parts
 from panelhub.modbus.sentinels import NEED_DATA, NeedData
 
-_HEADER: Final = struct.Struct(">HHHB")
+#: Transaction ID, protocol ID, length, unit ID.
+HEADER: Final = struct.Struct(">HHHB")
 MODBUS_PROTOCOL_ID: Final = 0
 
 
@@ -47,7 +48,7 @@ def encode_frame(transaction_id: int, unit_id: int, pdu: bytes) -> bytes:
 
     """
     check_frame_parts(unit_id, pdu)
-    return _HEADER.pack(transaction_id & 0xFFFF, MODBUS_PROTOCOL_ID, len(pdu) + 1, unit_id) + pdu
+    return HEADER.pack(transaction_id & 0xFFFF, MODBUS_PROTOCOL_ID, len(pdu) + 1, unit_id) + pdu
 
 
 def parse_frame(buffer: bytes | bytearray, offset: int = 0) -> tuple[TCPFrame, int] | NeedData:
@@ -62,7 +63,7 @@ def parse_frame(buffer: bytes | bytearray, offset: int = 0) -> tuple[TCPFrame, i
     """
     if len(buffer) - offset < MBAP_HEADER_SIZE:
         return NEED_DATA
-    transaction_id, protocol_id, length, unit_id = _HEADER.unpack_from(buffer, offset)
+    transaction_id, protocol_id, length, unit_id = HEADER.unpack_from(buffer, offset)
     if protocol_id != MODBUS_PROTOCOL_ID:
         raise RemoteProtocolError(f"MBAP protocol ID {protocol_id}: only 0 (Modbus) is accepted")
     if not MIN_MBAP_LENGTH <= length <= MAX_MBAP_LENGTH:

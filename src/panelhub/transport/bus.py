@@ -118,6 +118,7 @@ class Bus:
         self._failures_in_row = 0
         self._is_closed = False
         self._loop = asyncio.get_running_loop()
+        self._capacity = link.capacity  # read once: it is on every transaction's path
         link.attach(self._on_result)
 
     @property
@@ -144,8 +145,11 @@ class Bus:
         if self._is_closed:
             raise TransportError(f"bus {self.name} is closed", peer=self.name)
         self.stats.submitted += 1
-        if self._in_flight < self.link.capacity and not self.queued:
-            self._start(transaction)
+        if self._in_flight < self._capacity and not self.queued:
+            # Straight onto the link: a transaction just submitted cannot have expired yet.
+            self._in_flight += 1
+            transaction.attempts += 1
+            self.link.begin(transaction)
             return
         if self.queued >= self._queue_size:
             self.stats.busy += 1
@@ -208,11 +212,10 @@ class Bus:
             self._queues[Priority.GATEWAY].appendleft(transaction)
             self._pump()
             return
-        # The next transaction goes on the link before this answer goes upstream: on a busy
-        # serial line the upstream write then overlaps the next exchange instead of delaying
-        # it (measured in bench/gateway: RTU throughput with 8 clients).
-        self._pump()
+        # Answer first, then start the next: measured both ways in bench/gateway, with no
+        # difference beyond the noise on TCP or RTU; this way no answer waits for a send.
         self._complete(transaction, result)
+        self._pump()
 
     def _should_retry(self, transaction: Transaction) -> bool:
         return (
@@ -244,7 +247,7 @@ class Bus:
 
     def _pump(self) -> None:
         gateway, polls = self._queues
-        while self._in_flight < self.link.capacity and (gateway or polls):
+        while (gateway or polls) and self._in_flight < self._capacity:
             if gateway and not (polls and self._burst >= GATEWAY_BURST):
                 self._burst += 1
                 self._start(gateway.popleft())

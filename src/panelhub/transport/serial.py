@@ -17,6 +17,7 @@ Theory of operation (Modbus over Serial Line v1.02 §2.5.1.1):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import termios
@@ -39,6 +40,10 @@ logger = logging.getLogger(__name__)
 #: Above 19,200 baud the spec fixes the inter-frame silence instead of scaling it (§2.5.1.1).
 FIXED_SILENCE_ABOVE_BAUD: Final = 19_200
 FIXED_T35_S: Final = 0.00175
+#: Request frames are encoded once: a SCADA polls the same few requests all day, and the CRC
+#: in Python is a few microseconds per frame on the line's critical path.
+_encode_frame: Final = functools.lru_cache(maxsize=256)(rtu.encode_frame)
+
 #: Most a read can bring at once: one whole frame and some noise.
 READ_SIZE: Final = 4 * MAX_RTU_ADU_SIZE
 
@@ -94,6 +99,11 @@ class SerialLink:
         self._retry_at = 0.0
         self._backoff = Backoff()
         self._is_closed = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # when the answer under way is overdue
+        # Set when a late answer or garbage may be in the input: flushed before the next
+        # request (a tcflush on every request would cost a system call each time).
+        self._is_input_suspect = True
 
     def attach(self, on_result: Callable[[Transaction, Result], None]) -> None:
         self._on_result = on_result
@@ -118,6 +128,9 @@ class SerialLink:
 
     async def aclose(self) -> None:
         self._is_closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self._close()
         if self._current is not None:
             self._finish(ConnectionLostError("serial line closed", peer=self.peer))
@@ -146,6 +159,7 @@ class SerialLink:
                 f"cannot open serial port {self.peer}: {exc}", peer=self.peer
             ) from exc
         self._backoff.reset()
+        self._is_input_suspect = True  # whatever the port held before it was ours
         self._port = port
         self._fd = port.fileno()
         self._loop.add_reader(self._fd, self._on_readable)
@@ -161,8 +175,9 @@ class SerialLink:
     def _transmit(self) -> None:
         transaction = self._current
         assert transaction is not None  # noqa: S101 - set by begin
-        self._discard_input()
-        frame = rtu.encode_frame(transaction.unit_id, transaction.pdu)
+        if self._is_input_suspect:
+            self._discard_input()
+        frame = _encode_frame(transaction.unit_id, transaction.pdu)
         try:
             written = os.write(self._fd, frame)
         except OSError as exc:
@@ -179,8 +194,9 @@ class SerialLink:
             self._timer = self._loop.call_later(on_wire_s, self._finish, b"")
             return
         self._decoder = RTUResponseDecoder(transaction.unit_id, transaction.pdu[0])
-        timeout_s = on_wire_s + self.settings.response_timeout_s
-        self._timer = self._loop.call_later(timeout_s, self._on_timeout)
+        self._deadline = self._loop.time() + on_wire_s + self.settings.response_timeout_s
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(self._deadline, self._on_watchdog)
 
     @property
     def _gap_s(self) -> float:
@@ -188,7 +204,9 @@ class SerialLink:
         return self.settings.silence_s + self.settings.inter_frame_delay_s
 
     def _discard_input(self) -> None:
-        # One tcflush, not reads until EAGAIN: this runs before every request.
+        # A late answer to a request that timed out may still be on its way: drop what the
+        # line holds before the next request, so it cannot pass for that request's answer.
+        self._is_input_suspect = False
         try:
             termios.tcflush(self._fd, termios.TCIFLUSH)
         except termios.error as exc:
@@ -224,11 +242,27 @@ class SerialLink:
         try:
             self._finish(self._decoder.finish())
         except ProtocolError as exc:
+            self._is_input_suspect = True
             self._finish(ConnectionLostError(f"invalid response: {exc}", peer=self.peer))
+
+    def _on_watchdog(self) -> None:
+        """Time out the transaction under way if it is overdue, else wait for its deadline.
+
+        One timer for the line, not one per request: arming and cancelling a timer for each
+        request was a measurable share of the per-transaction cost (bench/gateway).
+        """
+        self._watchdog = None
+        if self._decoder is None:
+            return  # nothing awaits an answer; the next request re-arms
+        if self._loop.time() < self._deadline:
+            self._watchdog = self._loop.call_at(self._deadline, self._on_watchdog)
+            return
+        self._on_timeout()
 
     def _on_timeout(self) -> None:
         transaction = self._current
-        assert transaction is not None  # noqa: S101 - the timer is cancelled on completion
+        assert transaction is not None  # noqa: S101 - called only while a response is awaited
+        self._is_input_suspect = True
         self._finish(
             ResponseTimeoutError(
                 f"unit {transaction.unit_id} on {self.peer} did not answer within "

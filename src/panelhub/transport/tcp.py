@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 RESET_AFTER_TIMEOUTS: Final = 3
 
 
+def _unattached(transaction: Transaction, result: Result) -> None:
+    raise RuntimeError("a link reports results only once a Bus has attached to it")
+
+
 class LinkState(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
@@ -66,7 +70,7 @@ class TCPLink(asyncio.Protocol):
         self._connect_timeout_s = connect_timeout_s
         self._response_timeout_s = response_timeout_s
         self._loop = asyncio.get_running_loop()
-        self._on_result: Callable[[Transaction, Result], None] | None = None
+        self._on_result: Callable[[Transaction, Result], None] = _unattached
         self._transport: asyncio.Transport | None = None
         self._decoder = MBAPDecoder()
         # tid -> (transaction, deadline), in send order: the first entry times out first.
@@ -177,7 +181,10 @@ class TCPLink(asyncio.Protocol):
         self._pending[tid] = (transaction, deadline)
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(deadline, self._on_watchdog)
-        self._transport.write(mbap.encode_frame(tid, transaction.unit_id, transaction.pdu))
+        # Packed without mbap.encode_frame's checks: a Transaction's PDU was bounded by the
+        # decoder or the PDU class that made it, and its unit ID by the configuration.
+        header = mbap.HEADER.pack(tid, 0, len(transaction.pdu) + 1, transaction.unit_id)
+        self._transport.write(header + transaction.pdu)
 
     def _on_watchdog(self) -> None:
         """Time out what is overdue, then wait for the next deadline.
@@ -240,5 +247,4 @@ class TCPLink(asyncio.Protocol):
             self._report(transaction, error)
 
     def _report(self, transaction: Transaction, result: Result) -> None:
-        assert self._on_result is not None  # noqa: S101 - a Bus attaches before any begin
         self._on_result(transaction, result)
