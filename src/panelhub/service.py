@@ -137,9 +137,9 @@ async def run(
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    gateway = Gateway(settings)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    gateway = Gateway(settings)
     try:
         await gateway.start()
         if on_started is not None:

@@ -270,3 +270,20 @@ async def test_unresolvable_host_name_answers_0x0b_every_time(tcp_bus, raw_devic
     ):
         for tid in range(2):
             assert (await raw_request(r, w, tid, 1, read_pdu(0, 1)))[2] == b"\x83\x0b"
+
+
+async def test_connection_completing_after_close_is_not_used():
+    from panelhub.transport.tcp import LinkState, TCPLink
+
+    class Transport:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    link = TCPLink(host="127.0.0.1", port=9, connect_timeout_s=1, response_timeout_s=1)
+    await link.aclose()
+    late = Transport()
+    link.connection_made(late)  # type: ignore[arg-type]  # only close() is used
+    assert late.closed
+    assert link.state is LinkState.CLOSED

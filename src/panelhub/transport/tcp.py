@@ -166,6 +166,9 @@ class TCPLink(asyncio.Protocol):
         self._backoff.reset()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.state is LinkState.CLOSED:
+            transport.close()  # the link was closed while this connection was being made
+            return
         self._transport = cast("asyncio.Transport", transport)  # uvloop's is no subclass
         self.state = LinkState.CONNECTED
         self._timeouts_in_row = 0
