@@ -14,6 +14,7 @@ import pytest
 from panelhub.errors import TransportError
 from panelhub.transport.bus import Bus, Transaction
 from panelhub.transport.serial import LineSettings, SerialLink
+from panelhub.transport.tcp import LinkState, TCPLink
 from tests.harness import connect, running_gateway
 from tests.peers import socat_pty_pair
 from tests.rawdevice import raw_request, read_pdu
@@ -273,8 +274,6 @@ async def test_unresolvable_host_name_answers_0x0b_every_time(tcp_bus, raw_devic
 
 
 async def test_connection_completing_after_close_is_not_used():
-    from panelhub.transport.tcp import LinkState, TCPLink
-
     class Transport:
         closed = False
 
