@@ -286,3 +286,21 @@ async def test_connection_completing_after_close_is_not_used():
     link.connection_made(late)  # type: ignore[arg-type]  # only close() is used
     assert late.closed
     assert link.state is LinkState.CLOSED
+
+
+async def test_rtu_late_answer_to_another_read_is_not_taken(tmp_path: Path):
+    late = frame(b"\x01\x03\x02\x00\x07")  # answers a 1-register read that timed out
+    ours = frame(b"\x01\x03\x04\x00\x01\x00\x02")
+    async with socat_pty_pair(tmp_path) as pair:
+        server = RawRTUServer(pair.device, lambda request: late + ours)
+        try:
+            async with (
+                running_gateway(buses=[rtu_bus(pair.client)], gateway={"default_bus": "line"}) as (
+                    _,
+                    port,
+                ),
+                connect(port) as (r, w),
+            ):
+                assert (await raw_request(r, w, 1, 1, read_pdu(0, 2)))[2] == ours[1:-2]
+        finally:
+            server.close()

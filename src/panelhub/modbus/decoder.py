@@ -101,14 +101,19 @@ class RTUResponseDecoder:
 
     Bytes before a frame whose address and function code match the request and whose CRC is
     right are line noise (an echo, a late answer to an earlier request, garbage after a
-    collision): they are skipped, within ``RTU_HUNT_WINDOW``.
+    collision): they are skipped, within ``RTU_HUNT_WINDOW``. With ``expected_byte_count``
+    (reads: see ``pdu.expected_byte_count``), a valid frame carrying another byte count is a
+    late answer to another request, and is skipped too.
     """
 
-    __slots__ = ("_buffer", "_function_code", "_unit_id")
+    __slots__ = ("_buffer", "_expected_byte_count", "_function_code", "_unit_id")
 
-    def __init__(self, unit_id: int, function_code: int) -> None:
+    def __init__(
+        self, unit_id: int, function_code: int, *, expected_byte_count: int | None = None
+    ) -> None:
         self._unit_id = unit_id
         self._function_code = function_code
+        self._expected_byte_count = expected_byte_count
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> bytes | NeedData | FrameEndsAtSilence:
@@ -144,7 +149,9 @@ class RTUResponseDecoder:
             except RemoteProtocolError:
                 del self._buffer[0]
                 continue
-            del self._buffer[:length]  # returned, so no longer held: a second feed won't repeat it
+            del self._buffer[:length]  # returned or skipped: either way no longer held
+            if self._is_other_answer(pdu):
+                continue
             return pdu
         # Checked on every path that keeps bytes, FRAME_ENDS_AT_SILENCE included: a peer that
         # never falls silent must not make us buffer without bound.
@@ -163,6 +170,10 @@ class RTUResponseDecoder:
         if unit_id != self._unit_id or (pdu[0] & ~EXCEPTION_FLAG) != self._function_code:
             raise RemoteProtocolError("RTU response does not match the request")
         return pdu
+
+    def _is_other_answer(self, pdu: bytes) -> bool:
+        expected = self._expected_byte_count
+        return expected is not None and pdu[0] == self._function_code and pdu[1] != expected
 
     def _find_start(self) -> int:
         buffer = self._buffer

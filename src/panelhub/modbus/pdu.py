@@ -140,6 +140,26 @@ def check_frame_parts(unit_id: int, pdu: bytes) -> None:
         raise LocalProtocolError(f"PDU of {len(pdu)} bytes: must be 1 to {MAX_PDU_SIZE}")
 
 
+def expected_byte_count(request: bytes) -> int | None:
+    """The byte count a normal response to ``request`` must carry, for the reads; else None.
+
+    Reads 1-4 and 23 answer with a byte count fixed by the request (§6.1-§6.4, §6.17), which
+    lets an RTU client tell its answer from a late answer to an earlier, different read.
+    """
+    if len(request) < 5:
+        return None
+    count = (request[3] << 8) | request[4]
+    if request[0] in (FunctionCode.READ_COILS, FunctionCode.READ_DISCRETE_INPUTS):
+        return (count + 7) // 8
+    if request[0] in (
+        FunctionCode.READ_HOLDING_REGISTERS,
+        FunctionCode.READ_INPUT_REGISTERS,
+        FunctionCode.READ_WRITE_MULTIPLE_REGISTERS,
+    ):
+        return 2 * count
+    return None
+
+
 def exception_pdu(function_code: int, exception_code: int) -> bytes:
     """The exception response to ``function_code`` (§7)."""
     return bytes(((function_code | EXCEPTION_FLAG) & 0xFF, exception_code))

@@ -31,6 +31,7 @@ from panelhub.errors import ConnectError, ConnectionLostError, ProtocolError, Re
 from panelhub.modbus import rtu
 from panelhub.modbus.constants import BROADCAST_UNIT_ID, MAX_RTU_ADU_SIZE
 from panelhub.modbus.decoder import RTUResponseDecoder
+from panelhub.modbus.pdu import expected_byte_count
 from panelhub.modbus.sentinels import NeedData
 from panelhub.transport.backoff import Backoff
 from panelhub.transport.bus import Result, Transaction
@@ -193,7 +194,11 @@ class SerialLink:
             self._turnaround_until = self._quiet_from
             self._timer = self._loop.call_later(on_wire_s, self._finish, b"")
             return
-        self._decoder = RTUResponseDecoder(transaction.unit_id, transaction.pdu[0])
+        self._decoder = RTUResponseDecoder(
+            transaction.unit_id,
+            transaction.pdu[0],
+            expected_byte_count=expected_byte_count(transaction.pdu),
+        )
         self._deadline = self._loop.time() + on_wire_s + self.settings.response_timeout_s
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._on_watchdog)
