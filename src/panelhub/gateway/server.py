@@ -271,10 +271,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _answer(self, frame: mbap.TCPFrame, pdu: bytes) -> None:
         if self._transport is not None:
-            # Packed here rather than with mbap.encode_frame: every PDU answered came out of a
-            # decoder or was built here, so it is already within bounds (hot path).
-            header = mbap.HEADER.pack(frame.transaction_id, 0, len(pdu) + 1, frame.unit_id)
-            self._transport.write(header + pdu)
+            # Every PDU answered came out of a decoder or was built here: already bounded.
+            self._transport.write(mbap.pack_frame(frame.transaction_id, frame.unit_id, pdu))
 
     # -- timers
 

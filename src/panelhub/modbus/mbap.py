@@ -48,7 +48,16 @@ def encode_frame(transaction_id: int, unit_id: int, pdu: bytes) -> bytes:
 
     """
     check_frame_parts(unit_id, pdu)
-    return HEADER.pack(transaction_id & 0xFFFF, MODBUS_PROTOCOL_ID, len(pdu) + 1, unit_id) + pdu
+    return pack_frame(transaction_id & 0xFFFF, unit_id, pdu)
+
+
+def pack_frame(transaction_id: int, unit_id: int, pdu: bytes) -> bytes:
+    """``encode_frame`` without its checks, for the gateway's hot path.
+
+    Only for a PDU already bounded (it came out of a decoder, or a PDU class built it) and a
+    16-bit transaction ID and 8-bit unit ID; anything else raises ``struct.error``.
+    """
+    return HEADER.pack(transaction_id, MODBUS_PROTOCOL_ID, len(pdu) + 1, unit_id) + pdu
 
 
 def parse_frame(buffer: bytes | bytearray, offset: int = 0) -> tuple[TCPFrame, int] | NeedData:

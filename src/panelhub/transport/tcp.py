@@ -184,10 +184,9 @@ class TCPLink(asyncio.Protocol):
         self._pending[tid] = (transaction, deadline)
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(deadline, self._on_watchdog)
-        # Packed without mbap.encode_frame's checks: a Transaction's PDU was bounded by the
-        # decoder or the PDU class that made it, and its unit ID by the configuration.
-        header = mbap.HEADER.pack(tid, 0, len(transaction.pdu) + 1, transaction.unit_id)
-        self._transport.write(header + transaction.pdu)
+        # A Transaction's PDU was bounded by the decoder or the PDU class that made it, and
+        # its unit ID by the configuration: no need for encode_frame's checks.
+        self._transport.write(mbap.pack_frame(tid, transaction.unit_id, transaction.pdu))
 
     def _on_watchdog(self) -> None:
         """Time out what is overdue, then wait for the next deadline.
