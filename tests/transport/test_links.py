@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,24 @@ def rtu_bus(path: Path, **extra: Any) -> dict[str, Any]:
             "frame_gap_s": 0.0, "response_timeout_s": 0.3, **extra}  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def gateway_on_rtu_line(
+    tmp_path: Path, respond: Callable[[bytes], bytes], **bus_extra: Any
+) -> AsyncIterator[tuple[RawRTUServer, asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A scripted RTU server on a pty line, the gateway in front of it, and one client."""
+    async with socat_pty_pair(tmp_path) as pair:
+        server = RawRTUServer(pair.device, respond)
+        try:
+            bus = rtu_bus(pair.client, **bus_extra)
+            async with (
+                running_gateway(buses=[bus], gateway={"default_bus": "line"}) as (_, port),
+                connect(port) as (reader, writer),
+            ):
+                yield server, reader, writer
+        finally:
+            server.close()
+
+
 @pytest.mark.parametrize(
     ("noise", "expected"),
     [
@@ -96,39 +115,22 @@ async def test_rtu_resynchronises_after_noise_and_rejects_bad_crc(
             return noise  # a corrupted answer only
         return noise + frame(b"\x01\x03\x02\x03\xe8")
 
-    async with socat_pty_pair(tmp_path) as pair:
-        server = RawRTUServer(pair.device, respond)
-        try:
-            async with (
-                running_gateway(buses=[rtu_bus(pair.client)], gateway={"default_bus": "line"}) as (
-                    _,
-                    port,
-                ),
-                connect(port) as (r, w),
-            ):
-                assert (await raw_request(r, w, 1, 1, read_pdu(0, 1)))[2] == expected
-                # and the line works for the next request whatever happened
-                server.respond = lambda request: frame(b"\x01\x03\x02\x00\x2a")
-                assert (await raw_request(r, w, 2, 1, read_pdu(0, 1)))[2] == b"\x03\x02\x00\x2a"
-        finally:
-            server.close()
+    async with gateway_on_rtu_line(tmp_path, respond) as (server, r, w):
+        assert (await raw_request(r, w, 1, 1, read_pdu(0, 1)))[2] == expected
+        # and the line works for the next request whatever happened
+        server.respond = lambda request: frame(b"\x01\x03\x02\x00\x2a")
+        assert (await raw_request(r, w, 2, 1, read_pdu(0, 1)))[2] == b"\x03\x02\x00\x2a"
     assert server.requests[0] == frame(b"\x01\x03\x00\x00\x00\x01")
 
 
 async def test_rtu_response_of_uncountable_length_ends_at_silence(tmp_path):
     # Diagnostics "return query data" (§6.8 sub-function 0) echoes data of any length.
     query = struct.pack(">BH", 8, 0) + b"hello, line!"
-    async with socat_pty_pair(tmp_path) as pair:
-        server = RawRTUServer(pair.device, lambda request: request)  # an echo is the answer
-        try:
-            bus = rtu_bus(pair.client, frame_gap_s=None, baud_rate=115200)
-            async with (
-                running_gateway(buses=[bus], gateway={"default_bus": "line"}) as (_, port),
-                connect(port) as (r, w),
-            ):
-                assert (await raw_request(r, w, 1, 1, query))[2] == query
-        finally:
-            server.close()
+    echo = gateway_on_rtu_line(
+        tmp_path, lambda request: request, frame_gap_s=None, baud_rate=115200
+    )
+    async with echo as (_, r, w):  # an echo is the answer
+        assert (await raw_request(r, w, 1, 1, query))[2] == query
 
 
 async def test_missing_serial_port_answers_0x0b_and_opens_when_it_appears(tmp_path):
@@ -179,7 +181,10 @@ async def test_request_queued_behind_the_third_timeout_goes_to_the_fresh_connect
 
 
 async def _gaps_between_requests(
-    tmp_path: Path, bus: Callable[[Path], dict[str, Any]], requests, respond
+    tmp_path: Path,
+    requests: list[tuple[int, bytes]],
+    respond: Callable[[bytes], bytes],
+    **bus_extra: Any,
 ) -> list[float]:
     """Send ``requests`` (unit, pdu) one after the other; the silences the device saw."""
     loop = asyncio.get_running_loop()
@@ -190,24 +195,13 @@ async def _gaps_between_requests(
         answer: bytes = respond(request)
         return answer
 
-    async with socat_pty_pair(tmp_path) as pair:
-        server = RawRTUServer(pair.device, record)
-        try:
-            async with (
-                running_gateway(buses=[bus(pair.client)], gateway={"default_bus": "line"}) as (
-                    _,
-                    port,
-                ),
-                connect(port) as (r, w),
-            ):
-                for tid, (unit, pdu) in enumerate(requests):
-                    if unit == 0:  # a broadcast: no answer comes
-                        w.write(struct.pack(">HHHB", tid, 0, len(pdu) + 1, 0) + pdu)
-                        await asyncio.sleep(0.05)  # the next request comes after the noise
-                    else:
-                        assert (await raw_request(r, w, tid, unit, pdu))[2] == GOOD
-        finally:
-            server.close()
+    async with gateway_on_rtu_line(tmp_path, record, **bus_extra) as (_, r, w):
+        for tid, (unit, pdu) in enumerate(requests):
+            if unit == 0:  # a broadcast: no answer comes
+                w.write(struct.pack(">HHHB", tid, 0, len(pdu) + 1, 0) + pdu)
+                await asyncio.sleep(0.05)  # the next request comes after the noise
+            else:
+                assert (await raw_request(r, w, tid, unit, pdu))[2] == GOOD
     return [later - earlier for earlier, later in itertools.pairwise(seen)]
 
 
@@ -217,20 +211,18 @@ async def test_rtu_broadcast_turnaround_survives_line_noise(tmp_path):
     def respond(request: bytes) -> bytes:
         return b"\x00\xff" if request[0] == 0 else frame(b"\x01\x03\x02\x03\xe8")
 
-    def bus(path):
-        return rtu_bus(path, turnaround_delay_s=0.3)
-
     write = struct.pack(">BHH", 6, 0, 1)
-    gaps = await _gaps_between_requests(tmp_path, bus, [(0, write), (1, read_pdu(0, 1))], respond)
+    requests = [(0, write), (1, read_pdu(0, 1))]
+    gaps = await _gaps_between_requests(tmp_path, requests, respond, turnaround_delay_s=0.3)
     assert gaps[0] >= 0.3
 
 
 async def test_rtu_inter_frame_delay_is_kept_between_transactions(tmp_path):
-    def bus(path):
-        return rtu_bus(path, inter_frame_delay_s=0.2)
-
     gaps = await _gaps_between_requests(
-        tmp_path, bus, [(1, read_pdu(0, 1))] * 3, lambda request: frame(b"\x01\x03\x02\x03\xe8")
+        tmp_path,
+        [(1, read_pdu(0, 1))] * 3,
+        lambda request: frame(b"\x01\x03\x02\x03\xe8"),
+        inter_frame_delay_s=0.2,
     )
     assert min(gaps) >= 0.2
 
@@ -291,16 +283,5 @@ async def test_connection_completing_after_close_is_not_used():
 async def test_rtu_late_answer_to_another_read_is_not_taken(tmp_path: Path):
     late = frame(b"\x01\x03\x02\x00\x07")  # answers a 1-register read that timed out
     ours = frame(b"\x01\x03\x04\x00\x01\x00\x02")
-    async with socat_pty_pair(tmp_path) as pair:
-        server = RawRTUServer(pair.device, lambda request: late + ours)
-        try:
-            async with (
-                running_gateway(buses=[rtu_bus(pair.client)], gateway={"default_bus": "line"}) as (
-                    _,
-                    port,
-                ),
-                connect(port) as (r, w),
-            ):
-                assert (await raw_request(r, w, 1, 1, read_pdu(0, 2)))[2] == ours[1:-2]
-        finally:
-            server.close()
+    async with gateway_on_rtu_line(tmp_path, lambda request: late + ours) as (_, r, w):
+        assert (await raw_request(r, w, 1, 1, read_pdu(0, 2)))[2] == ours[1:-2]
