@@ -130,8 +130,12 @@ class Placement:
 def placement_for(cpus: set[int], mode: str) -> Placement | None:
     """``shared``: the load client on one core, everything it measures on another.
 
-    ``spread``: the load client, the measured process and the helpers each on their own
-    core (the helpers share the client's core on a 2-core host). ``none``: no pinning.
+    ``ends``: the two ends of a serial line on their own cores: the master end (the load
+    client with the gateway, or the direct RTU client) on one, the device end (the device and
+    the pty relay) on the other, so the device end has the same core to itself whichever
+    master drives the line. ``spread``: the load client, the measured process and the helpers
+    each on their own core (the helpers share the client's core on a 2-core host). ``none``:
+    no pinning.
     """
     ordered = sorted(cpus)
     if mode == "none" or len(ordered) < 2:
@@ -139,6 +143,8 @@ def placement_for(cpus: set[int], mode: str) -> Placement | None:
     client, target = frozenset({ordered[0]}), frozenset({ordered[1]})
     if mode == "shared":
         return Placement(client, target, target)
+    if mode == "ends":
+        return Placement(client, client, target)
     rest = frozenset(ordered[2:])
     return Placement(client, target, rest or client)
 

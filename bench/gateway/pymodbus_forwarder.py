@@ -75,7 +75,7 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         await asyncio.sleep(args.lifetime_s)
     finally:
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call] # pymodbus 3.16 leaves it untyped
         client.close()
 
 

@@ -45,7 +45,7 @@ from processes import (
     placement_for,
     start_pty_pair,
 )
-from report import HUB_NO_GAP, HUB_T35, Row, write_report
+from report import DIRECT_RTU, DIRECT_RTU_T35, HUB_NO_GAP, HUB_T35, T35_PACED_US, Row, write_report
 
 HERE: Final = Path(__file__).resolve().parent
 REPO_ROOT: Final = HERE.parent.parent
@@ -70,7 +70,8 @@ class Options:
     repeat: int
     output: Path
     workdir: Path
-    placement: Placement | None
+    placement: Placement | None  # TCP scenario
+    rtu_placement: Placement | None  # RTU scenarios: see ``placements``
 
     def cpus(self, role: Literal["client", "target", "helper"]) -> frozenset[int] | None:
         return None if self.placement is None else getattr(self.placement, role)
@@ -92,6 +93,7 @@ class Endpoint:
     port: int | None = None
     serial: str | None = None
     baud_rate: int | None = None
+    gap_ms: float = 0.0  # the direct RTU client's silence after each response
     service: Service | None = None
 
 
@@ -104,6 +106,7 @@ def run_load(opts: Options, endpoint: Endpoint, *, clients: int, label: str) -> 
     argv += ["--timeout", str(opts.timeout_s), "--label", label]
     if endpoint.serial is not None:
         argv += ["--mode", "rtu", "--serial", endpoint.serial, "--baud", str(endpoint.baud_rate)]
+        argv += ["--gap-ms", str(endpoint.gap_ms)] if endpoint.gap_ms else []
     else:
         argv += ["--mode", "tcp", "--host", LOOPBACK, "--port", str(endpoint.port)]
     limit_s = opts.warmup_s + opts.duration_s + 2 * opts.timeout_s + LOAD_SLACK_S
@@ -279,13 +282,15 @@ def run_target(
 
 def median_run(runs: list[Row]) -> Row:
     """The run with the median throughput, carrying the ranges over all runs."""
-    measured = sorted((row for row in runs if row.load), key=lambda row: row.load["tx_per_s"])
-    if len(measured) < 2:
-        return measured[0] if measured else runs[0]
-    rates = [row.load["tx_per_s"] for row in measured]
-    p50s = sorted(row.load["p50_us"] for row in measured)
+    loads = sorted(
+        ((row, row.load) for row in runs if row.load), key=lambda pair: pair[1]["tx_per_s"]
+    )
+    if len(loads) < 2:
+        return loads[0][0] if loads else runs[0]
+    rates = [load["tx_per_s"] for _, load in loads]
+    p50s = sorted(load["p50_us"] for _, load in loads)
     return dataclasses.replace(
-        measured[(len(measured) - 1) // 2],
+        loads[(len(loads) - 1) // 2][0],
         tx_per_s_range=(rates[0], rates[-1]),
         p50_us_range=(p50s[0], p50s[-1]),
     )
@@ -310,29 +315,25 @@ def brief(row: Row) -> str:
 # --- RTU scenarios ------------------------------------------------------------------
 
 
-def start_rtu_line(
-    stack: contextlib.ExitStack,
-    opts: Options,
-    line: Line,
-    *,
-    device_role: Literal["target", "helper"] = "helper",
-) -> PtyPair:
-    """A fresh pty pair with the fast RTU device on end ``b``."""
+def start_rtu_line(stack: contextlib.ExitStack, opts: Options, line: Line) -> PtyPair:
+    """A fresh pty pair with the fast RTU device on end ``b`` (the device end's core)."""
     relay, pair = start_pty_pair(opts.workdir, log_path=opts.workdir / "pty.log")
     stack.callback(relay.stop)
     relay.pin(opts.cpus("helper"))
     argv = [sys.executable, bench_script("fast_device.py"), "rtu", "--serial", pair.b]
     argv += ["--baud", str(line.baud_rate), "--parity", line.parity]
     argv += ["--pace"] if line.is_paced else []
-    device = spawn(stack, opts, "device-rtu", argv, role=device_role)
+    device = spawn(stack, opts, "device-rtu", argv, role="helper")
     time.sleep(0.2)  # the device opens the pty and sets raw mode
     device.check_alive()
     return pair
 
 
-def rtu_direct(opts: Options, line: Line, stack: contextlib.ExitStack) -> Endpoint:
-    pair = start_rtu_line(stack, opts, line, device_role="target")
-    return Endpoint(serial=pair.a, baud_rate=line.baud_rate)
+def rtu_direct(
+    opts: Options, line: Line, stack: contextlib.ExitStack, *, gap_ms: float = 0.0
+) -> Endpoint:
+    pair = start_rtu_line(stack, opts, line)
+    return Endpoint(serial=pair.a, baud_rate=line.baud_rate, gap_ms=gap_ms)
 
 
 def rtu_panelhub(
@@ -375,14 +376,18 @@ def rtu_bare(opts: Options, line: Line, stack: contextlib.ExitStack) -> Endpoint
     return Endpoint(port=port, service=service)
 
 
-# (name, starter, whether it runs with every --rtu-clients count or with one client only).
-# A serial line has one client, so the direct client always runs with n = 1.
-RTU_TARGETS: Final[tuple[tuple[str, Starter, bool], ...]] = (
-    ("direct RTU client", rtu_direct, False),
-    (HUB_NO_GAP, functools.partial(rtu_panelhub, frame_gap_s=0.0), True),
-    (HUB_T35, functools.partial(rtu_panelhub, frame_gap_s=None), False),
-    ("pymodbus forwarder", rtu_pymodbus, True),
-    ("bare forwarder", rtu_bare, True),
+# (name, starter, whether it runs with every --rtu-clients count or with one client only,
+# whether it runs only with the paced line). A serial line has one client, so the direct
+# client always runs with n = 1. With real line timing the direct client also runs keeping
+# one t3.5 of silence after each response, as a master on a real line must: that is the
+# reference for PanelHub's default, which keeps it too.
+RTU_TARGETS: Final[tuple[tuple[str, Starter, bool, bool], ...]] = (
+    (DIRECT_RTU, rtu_direct, False, False),
+    (DIRECT_RTU_T35, functools.partial(rtu_direct, gap_ms=T35_PACED_US / 1000), False, True),
+    (HUB_NO_GAP, functools.partial(rtu_panelhub, frame_gap_s=0.0), True, False),
+    (HUB_T35, functools.partial(rtu_panelhub, frame_gap_s=None), False, False),
+    ("pymodbus forwarder", rtu_pymodbus, True, False),
+    ("bare forwarder", rtu_bare, True, False),
 )
 LINES: Final = {
     "rtu": Line(baud_rate=115_200, parity="N", is_paced=False),
@@ -392,8 +397,11 @@ LINES: Final = {
 
 def run_rtu(opts: Options, scenario: str) -> list[Row]:
     line = LINES[scenario]
+    opts = dataclasses.replace(opts, placement=opts.rtu_placement)
     rows: list[Row] = []
-    for name, starter, is_multi_client in RTU_TARGETS:
+    for name, starter, is_multi_client, is_paced_only in RTU_TARGETS:
+        if is_paced_only and not line.is_paced:
+            continue
         # At 19,200 baud a queue of clients only measures the line: one client says it all.
         clients = opts.rtu_clients if is_multi_client and not line.is_paced else (1,)
         rows += run_target(opts, scenario, name, clients, functools.partial(starter, opts, line))
@@ -421,9 +429,9 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument(
         "--placement",
-        choices=["shared", "spread", "none"],
-        default="shared",
-        help="shared: load client on one core, the system under test on another",
+        choices=["auto", "shared", "ends", "spread", "none"],
+        default="auto",
+        help="auto: 'shared' for TCP, 'ends' for RTU (see bench/README.md)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
@@ -431,6 +439,8 @@ def parse_args(argv: list[str]) -> Options:
     if unknown:
         parser.error(f"unknown scenarios: {sorted(unknown)}")
     workdir = Path(tempfile.mkdtemp(prefix="panelhub-bench-"))
+    cpus = os.sched_getaffinity(0)
+    tcp_mode, rtu_mode = ("shared", "ends") if args.placement == "auto" else (args.placement,) * 2
     opts = Options(
         args.duration_s,
         args.warmup_s,
@@ -441,7 +451,8 @@ def parse_args(argv: list[str]) -> Options:
         max(1, args.repeat),
         args.output,
         workdir,
-        placement_for(os.sched_getaffinity(0), args.placement),
+        placement_for(cpus, tcp_mode),
+        placement_for(cpus, rtu_mode),
     )
     return opts if args.keep_logs else _with_cleanup(opts)
 
@@ -472,7 +483,7 @@ def main(argv: list[str]) -> None:
         command=command,
         workdir=opts.workdir,
         relay="socat" if shutil.which("socat") else "python pty_relay.py",
-        placement=describe(opts.placement),
+        placement=f"TCP: {describe(opts.placement)}. RTU: {describe(opts.rtu_placement)}",
     )
     print(f"wrote {opts.output}")
 
@@ -481,9 +492,9 @@ def describe(placement: Placement | None) -> str:
     if placement is None:
         return "not pinned (left to the scheduler)"
     return (
-        f"load client on CPU {sorted(placement.client)}; measured process (gateway, or the "
-        f"device in the direct rows) on CPU {sorted(placement.target)}; device behind a "
-        f"gateway and pty relay on CPU {sorted(placement.helper)}"
+        f"load client on CPU {sorted(placement.client)}; gateway (or the device measured "
+        f"directly over TCP) on CPU {sorted(placement.target)}; device behind a gateway, RTU "
+        f"device and pty relay on CPU {sorted(placement.helper)}"
     )
 
 
