@@ -348,3 +348,47 @@ def test_rtu_random_bytes_raise_only_protocol_errors_and_stay_bounded(unit_id, f
             return
     with contextlib.suppress(ProtocolError):
         decoder.finish()
+
+
+def _outcome(decoder: RTUResponseDecoder, chunks: list[bytes]) -> object:
+    result: object = None
+    try:
+        for chunk in chunks:
+            result = decoder.feed(chunk)
+    except RemoteProtocolError:
+        return RemoteProtocolError
+    return result
+
+
+@FUZZ
+@given(
+    unit_ids,
+    st.integers(1, 250),
+    st.one_of(
+        read_responses.map(lambda pdu: (pdu, True)),
+        st.binary(min_size=1, max_size=255).map(lambda raw: (raw, False)),
+    ),
+    st.integers(0, 3),
+)
+def test_rtu_one_read_answers_as_the_hunt_does(unit_id, byte_count, payload, tamper):
+    """A whole frame in one read takes a shortcut; it must accept and refuse what the hunt does.
+
+    The hunt is forced by delivering the first byte apart. Frames are valid reads, or random
+    bytes of the expected length, with the byte count, address, function or CRC tampered.
+    """
+    body, is_frame = payload
+    buffer = bytearray(rtu.encode_frame(unit_id, body) if is_frame else body)
+    if tamper and len(buffer) > tamper:
+        buffer[tamper] ^= 0x01
+    data = bytes(buffer)
+    expected_count = data[2] if is_frame and len(data) > 2 and tamper != 2 else byte_count
+    one_read = _outcome(RTUResponseDecoder(unit_id, 3, expected_byte_count=expected_count), [data])
+    hunted = _outcome(
+        RTUResponseDecoder(unit_id, 3, expected_byte_count=expected_count), [data[:1], data[1:]]
+    )
+    assert one_read == hunted
+
+
+def test_rtu_one_read_of_the_expected_answer():
+    frame = rtu.encode_frame(0x11, b"\x03\x04\x00\x01\x00\x02")
+    assert RTUResponseDecoder(0x11, 3, expected_byte_count=4).feed(frame) == frame[1:-2]

@@ -41,12 +41,18 @@ logger = logging.getLogger(__name__)
 #: Above 19,200 baud the spec fixes the inter-frame silence instead of scaling it (§2.5.1.1).
 FIXED_SILENCE_ABOVE_BAUD: Final = 19_200
 FIXED_T35_S: Final = 0.00175
-#: Request frames are encoded once: a SCADA polls the same few requests all day, and the CRC
-#: in Python is a few microseconds per frame on the line's critical path.
-_encode_frame: Final = functools.lru_cache(maxsize=256)(rtu.encode_frame)
-
 #: Most a read can bring at once: one whole frame and some noise.
 READ_SIZE: Final = 4 * MAX_RTU_ADU_SIZE
+
+
+@functools.lru_cache(maxsize=256)
+def _prepare(unit_id: int, pdu: bytes) -> tuple[bytes, int | None]:
+    """The request's frame and the byte count its answer must carry (reads), once per request.
+
+    Cached: a SCADA polls the same few requests all day, and the CRC in Python is a few
+    microseconds per frame on the line's critical path.
+    """
+    return rtu.encode_frame(unit_id, pdu), expected_byte_count(pdu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,10 @@ class SerialLink:
     def __init__(self, settings: LineSettings) -> None:
         self.peer = settings.device
         self.settings = settings
+        # Both on every transaction's path; the settings are frozen.
+        self._character_time_s = settings.character_time_s
+        #: Silence kept between two transactions: t3.5 and the configured extra delay.
+        self._gap_s = settings.silence_s + settings.inter_frame_delay_s
         self._loop = asyncio.get_running_loop()
         self._on_result: Callable[[Transaction, Result], None] | None = None
         self._port: serial.Serial | None = None
@@ -178,7 +188,7 @@ class SerialLink:
         assert transaction is not None  # noqa: S101 - set by begin
         if self._is_input_suspect:
             self._discard_input()
-        frame = _encode_frame(transaction.unit_id, transaction.pdu)
+        frame, byte_count = _prepare(transaction.unit_id, transaction.pdu)
         try:
             written = os.write(self._fd, frame)
         except OSError as exc:
@@ -187,7 +197,7 @@ class SerialLink:
         if written != len(frame):
             self._line_failed(OSError("serial output buffer full"))
             return
-        on_wire_s = len(frame) * self.settings.character_time_s
+        on_wire_s = len(frame) * self._character_time_s
         self._quiet_from = self._loop.time() + on_wire_s + self._gap_s
         if transaction.unit_id == BROADCAST_UNIT_ID:
             self._quiet_from += self.settings.turnaround_delay_s
@@ -197,16 +207,11 @@ class SerialLink:
         self._decoder = RTUResponseDecoder(
             transaction.unit_id,
             transaction.pdu[0],
-            expected_byte_count=expected_byte_count(transaction.pdu),
+            expected_byte_count=byte_count,
         )
         self._deadline = self._loop.time() + on_wire_s + self.settings.response_timeout_s
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._on_watchdog)
-
-    @property
-    def _gap_s(self) -> float:
-        """Silence kept between two transactions: t3.5 and the configured extra delay."""
-        return self.settings.silence_s + self.settings.inter_frame_delay_s
 
     def _discard_input(self) -> None:
         # A late answer to a request that timed out may still be on its way: drop what the
