@@ -4,6 +4,7 @@
 
     PanelHubError
     ├─ ConfigError                      the configuration file is missing or invalid
+    ├─ StateStoreError                  the state database is missing, damaged or too new
     └─ ModbusError
        ├─ ProtocolError
        │  ├─ LocalProtocolError         we were asked to build a frame the protocol forbids
@@ -34,6 +35,17 @@ class ConfigError(PanelHubError):
     def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class StateStoreError(PanelHubError):
+    """The state database (accounts, audit log) cannot be used; ``path`` says which file.
+
+    Logins then fail closed: the console recovery command is the way back.
+    """
+
+    def __init__(self, message: str, *, path: object) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ModbusError(PanelHubError):

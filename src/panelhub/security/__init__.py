@@ -1,0 +1,1 @@
+"""Accounts, passwords, login protection, sessions, CSRF, the audit log and certificates."""

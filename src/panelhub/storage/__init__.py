@@ -1,0 +1,1 @@
+"""Persistence: the SQLite owner (``db``) and the schema migrations it applies."""

@@ -1,0 +1,158 @@
+"""The one owner of an SQLite database file: one connection, one worker thread, migrations.
+
+Why a thread: SQLite calls block, and with ``synchronous=FULL`` every committed audit record
+waits for an fsync. The event loop that calls ``run`` also carries the Modbus gateway, so
+the database work goes to a single worker thread, which also serialises every access (no
+two transactions of ours ever race for the write lock).
+
+Why ``user_version``: each migration script in ``storage/migrations/`` runs once, in name
+order, in its own transaction; the number applied is kept in the database header.
+
+Files: the database and its ``-wal``/``-shm`` companions are created 0600, since they hold
+password hashes and the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Final, TypeVar
+
+from panelhub.errors import StateStoreError
+
+T = TypeVar("T")
+
+#: How long a statement waits for a lock held by another process (the console commands).
+BUSY_TIMEOUT_MS: Final = 5_000
+
+
+def migration_scripts() -> list[tuple[str, str]]:
+    """(name, SQL) of every migration shipped in the package, in the order they apply."""
+    folder = resources.files("panelhub.storage") / "migrations"
+    scripts = [(entry.name, entry.read_text()) for entry in folder.iterdir()]
+    return sorted(item for item in scripts if item[0].endswith(".sql"))
+
+
+class Database:
+    """One SQLite file, opened by ``open`` and used through ``run`` (async) or ``run_sync``."""
+
+    def __init__(
+        self, path: Path, connection: sqlite3.Connection, executor: ThreadPoolExecutor
+    ) -> None:
+        self.path = path
+        self._connection = connection
+        self._executor = executor
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Database:
+        """Open (and with ``create``, create) the database and bring its schema up to date.
+
+        Raises:
+            StateStoreError: the file is missing (and ``create`` is false), not a database,
+                damaged, or newer than this version of PanelHub understands.
+
+        """
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.name}")
+        try:
+            connection = executor.submit(_connect, path, create).result()
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(path, connection, executor)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the worker thread; ``fn`` owns its transaction."""
+        future = self._executor.submit(fn, self._connection)
+        return await asyncio.wrap_future(future)
+
+    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``run`` for code without an event loop: the console commands."""
+        return self._executor.submit(fn, self._connection).result()
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already shut down
+            self._executor.submit(self._connection.close).result()
+        self._executor.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception.
+
+    Immediate: the write lock is taken at the start, so a read-then-write (a failure count,
+    the last audit record's hash) cannot interleave with another process's writer.
+    """
+    connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
+
+
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    if not path.exists():
+        if not create:
+            raise StateStoreError(f"{path} does not exist", path=path)
+        _create_private_file(path)
+    try:
+        # Autocommit off at the driver level: transactions are explicit (``transaction``).
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:  # pragma: no cover - a path that exists but cannot be opened
+        raise StateStoreError(f"cannot open {path}: {exc}", path=path) from exc
+    try:
+        _configure(connection, path)
+        _migrate(connection, path)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _create_private_file(path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+
+
+def _configure(connection: sqlite3.Connection, path: Path) -> None:
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise StateStoreError(f"{path} is damaged (integrity check failed)", path=path)
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        raise StateStoreError(f"{path} is not a usable database: {exc}", path=path) from exc
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            companion.chmod(0o600)
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    scripts = migration_scripts()
+    applied = connection.execute("PRAGMA user_version").fetchone()[0]
+    if applied > len(scripts):
+        raise StateStoreError(
+            f"{path} was written by a newer PanelHub (schema {applied}, this one knows "
+            f"{len(scripts)})",
+            path=path,
+        )
+    for number, (name, sql) in enumerate(scripts[applied:], start=applied + 1):
+        try:
+            connection.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                connection.rollback()
+            raise StateStoreError(f"{path}: migration {name} failed: {exc}", path=path) from exc
