@@ -154,7 +154,30 @@ class GatewayConfig(FrozenModel):
     identity: IdentityConfig = IdentityConfig()
 
 
+class WebConfig(FrozenModel):
+    """The HTTPS pages and API."""
+
+    enable: bool = True
+    #: Address the pages are served on; its interface is where the web users are.
+    host: Host = "127.0.0.1"
+    port: ListenPort = 443
+    #: Names the certificate carries besides this machine's host name, localhost and ``host``
+    #: (the DNS name users type to reach the panel).
+    certificate_names: tuple[Annotated[str, Field(min_length=1, max_length=253)], ...] = ()
+    #: Shown on the login page before anyone logs in (IEC 62443-3-3 CR 1.12 "system use
+    #: notification"); empty shows none.
+    login_banner: str = Field("", max_length=2_000)
+    #: "guide": 8-50 characters with three character classes (the vendor guide's rule);
+    #: "nist": at least 15 characters, no composition rule.
+    password_policy: Literal["guide", "nist"] = "guide"  # noqa: S105 - a rule name
+    session_idle_timeout_s: int = Field(900, ge=60, le=86_400)
+    session_absolute_timeout_s: int = Field(43_200, ge=300, le=604_800)
+
+
 class Settings(FrozenModel):
+    #: Accounts, audit log, certificates: kept 0700, owner only.
+    data_dir: Path = Path("/var/lib/panelhub")
+    web: WebConfig = WebConfig()
     gateway: GatewayConfig = GatewayConfig()
     listeners: tuple[ListenerConfig, ...] = ()
     buses: tuple[BusConfig, ...] = ()
