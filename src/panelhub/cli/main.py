@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     FAILURE = 1
     USAGE = 2
     INVALID_CONFIG = 3
+    AUDIT_BROKEN = 4
     INTERRUPTED = 130
 
 
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sim-base-port", type=int, default=15020, help="first simulator port")
     demo.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
     demo.set_defaults(handler=cmd_demo)
+    from panelhub.cli import audit  # noqa: PLC0415 - it imports ExitCode from here
+
+    audit.register(commands)
     return parser
 
 

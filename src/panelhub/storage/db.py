@@ -19,7 +19,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Final, TypeVar
@@ -74,6 +74,19 @@ class Database:
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``run`` for code without an event loop: the console commands."""
         return self._executor.submit(fn, self._connection).result()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        """Queue ``fn(connection)`` on the worker thread and return at once.
+
+        For writers that must not wait, even without an event loop (the audit log's
+        ``emit`` from a synchronous callback). The executor holds the future until it is
+        done, and ``close`` waits for every queued call.
+
+        Raises:
+            RuntimeError: the database is closed.
+
+        """
+        return self._executor.submit(fn, self._connection)
 
     def close(self) -> None:
         with contextlib.suppress(RuntimeError):  # already shut down
