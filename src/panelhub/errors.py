@@ -5,6 +5,7 @@
     PanelHubError
     ├─ ConfigError                      the configuration file is missing or invalid
     ├─ StateStoreError                  the state database is missing, damaged or too new
+    ├─ CertificateError                 a TLS certificate or key that cannot be used
     └─ ModbusError
        ├─ ProtocolError
        │  ├─ LocalProtocolError         we were asked to build a frame the protocol forbids
@@ -45,6 +46,18 @@ class StateStoreError(PanelHubError):
 
     def __init__(self, message: str, *, path: object) -> None:
         super().__init__(message)
+        self.path = path
+
+
+class CertificateError(PanelHubError):
+    """A certificate or key cannot be used; ``reason`` names the rule it breaks.
+
+    ``path`` is the file at fault, or None for material handed in (an upload).
+    """
+
+    def __init__(self, message: str, *, reason: str, path: object = None) -> None:
+        super().__init__(message)
+        self.reason = reason
         self.path = path
 
 
