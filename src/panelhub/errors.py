@@ -6,6 +6,7 @@
     ├─ ConfigError                      the configuration file is missing or invalid
     ├─ StateStoreError                  the state database is missing, damaged or too new
     ├─ CertificateError                 a TLS certificate or key that cannot be used
+    ├─ WeakPasswordError                a new password breaks the password policy
     └─ ModbusError
        ├─ ProtocolError
        │  ├─ LocalProtocolError         we were asked to build a frame the protocol forbids
@@ -59,6 +60,17 @@ class CertificateError(PanelHubError):
         super().__init__(message)
         self.reason = reason
         self.path = path
+
+
+class WeakPasswordError(PanelHubError):
+    """A new password breaks the password policy; ``problems`` says how, one sentence each.
+
+    The sentences are meant for the change-password page and never quote the password.
+    """
+
+    def __init__(self, problems: tuple[str, ...]) -> None:
+        super().__init__("; ".join(problems) or "the password breaks the policy")
+        self.problems = problems
 
 
 class ModbusError(PanelHubError):
