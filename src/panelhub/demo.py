@@ -23,12 +23,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODBUS_PORT: Final = 5020  # 502 needs root; 5020 reads as "502, unprivileged"
 DEFAULT_DATA_DIR: Final = Path("var")
+DEFAULT_WEB_PORT: Final = 8443  # 443 needs root
 #: Virtual unit IDs of the TCP meters start here (the reference device numbers its virtual
 #: servers from 100 too).
 FIRST_VIRTUAL_UNIT_ID: Final = 100
 
 
-def demo_settings(handle: SimulatorHandle, *, modbus_port: int) -> dict[str, Any]:
+def demo_settings(
+    handle: SimulatorHandle, *, modbus_port: int, web_port: int = DEFAULT_WEB_PORT,
+    data_dir: Path = DEFAULT_DATA_DIR,
+) -> dict[str, Any]:  # fmt: skip
     """The demo's configuration, as the TOML file would hold it."""
     buses: list[dict[str, Any]] = []
     routes: list[dict[str, Any]] = []
@@ -46,6 +50,8 @@ def demo_settings(handle: SimulatorHandle, *, modbus_port: int) -> dict[str, Any
             routes.append({"unit_id": unit_id, "bus": name, "target_unit_id": target})
             unit_id += 1
     return {
+        "data_dir": str(data_dir.resolve()),
+        "web": {"host": "127.0.0.1", "port": web_port},
         "gateway": {"default_bus": buses[0]["name"]},
         "listeners": [{"name": "demo", "host": "127.0.0.1", "port": modbus_port}],
         "buses": buses,
@@ -65,7 +71,10 @@ def to_toml(settings: dict[str, Any]) -> str:
             else str(item)
         )
 
-    lines = ["# Written by `panelhub demo`: the configuration it runs.", "", "[gateway]"]
+    lines = ["# Written by `panelhub demo`: the configuration it runs.", ""]
+    lines += [f"data_dir = {value(settings['data_dir'])}", "", "[web]"]
+    lines += [f"{key} = {value(item)}" for key, item in settings["web"].items()]
+    lines += ["", "[gateway]"]
     lines += [f"{key} = {value(item)}" for key, item in settings["gateway"].items()]
     for table in ("listeners", "buses", "routes"):
         for entry in settings[table]:
@@ -89,6 +98,8 @@ def summary(handle: SimulatorHandle, settings: Settings, config_path: Path) -> l
     listener = settings.listeners[0]
     where = f"-p {listener.port} {listener.host}"
     lines = ["PanelHub demo", f"  gateway (Modbus TCP): {listener.host}:{listener.port}",
+             f"  web pages: https://{settings.web.host}:{settings.web.port}/ (self-signed "
+             "certificate: your browser asks you to accept it once)",
              f"  configuration: {config_path}", "  simulated devices:"]  # fmt: skip
     lines += [f"    {line}" for line in handle.describe()]
     lines += ["  through the gateway:", "    units 1-3: the RTU meters, transparently"]
@@ -104,10 +115,12 @@ def summary(handle: SimulatorHandle, settings: Settings, config_path: Path) -> l
     return lines
 
 
-async def run_demo(*, modbus_port: int, data_dir: Path, sim_base_port: int) -> None:
+async def run_demo(
+    *, modbus_port: int, data_dir: Path, sim_base_port: int, web_port: int = DEFAULT_WEB_PORT
+) -> None:
     """Start the simulator and the gateway; run until SIGINT/SIGTERM."""
     async with run_simulator(default_demo_spec(base_port=sim_base_port)) as handle:
-        raw = demo_settings(handle, modbus_port=modbus_port)
+        raw = demo_settings(handle, modbus_port=modbus_port, web_port=web_port, data_dir=data_dir)
         settings = parse_settings(raw)
         config_path = data_dir / "demo.toml"
         write_private(config_path, to_toml(raw))

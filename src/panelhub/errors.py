@@ -5,6 +5,7 @@
     PanelHubError
     ├─ ConfigError                      the configuration file is missing or invalid
     ├─ StateStoreError                  the state database is missing, damaged or too new
+    ├─ AccountError                     an account change or check that cannot be done
     ├─ CertificateError                 a TLS certificate or key that cannot be used
     ├─ WeakPasswordError                a new password breaks the password policy
     └─ ModbusError
@@ -48,6 +49,10 @@ class StateStoreError(PanelHubError):
     def __init__(self, message: str, *, path: object) -> None:
         super().__init__(message)
         self.path = path
+
+
+class AccountError(PanelHubError):
+    """An account operation was refused; the message can be shown to the user as is."""
 
 
 class CertificateError(PanelHubError):

@@ -20,6 +20,7 @@ from panelhub.gateway.server import Listener
 from panelhub.transport.bus import Bus, Link
 from panelhub.transport.serial import LineSettings, SerialLink
 from panelhub.transport.tcp import TCPLink
+from panelhub.web.context import BusStatus, GatewayStatus, ListenerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,34 @@ class Gateway:
             if config.enable
         ]
 
+    def status(self) -> GatewayStatus:
+        """A snapshot for the web pages (``web.context.GatewayView``)."""
+        return GatewayStatus(
+            health=self.health().name.lower(),
+            listeners=[
+                ListenerStatus(
+                    name=listener.config.name,
+                    address="{}:{}".format(*listener.address),
+                    connections=len(listener.connections),
+                    is_read_only=listener.config.is_read_only,
+                )
+                for listener in self.listeners
+            ],
+            buses=[
+                BusStatus(
+                    name=name,
+                    peer=bus.link.peer,
+                    is_available=bus.is_available,
+                    submitted=bus.stats.submitted,
+                    answered=bus.stats.answered,
+                    errors=bus.stats.errors,
+                    timeouts=bus.stats.timeouts,
+                    queued=bus.queued,
+                )
+                for name, bus in self.buses.items()
+            ],
+        )
+
     def health(self) -> Health:
         """Nominal when every bus answers, out of order when none does, degraded between."""
         available = [bus.is_available for bus in self.buses.values()]
@@ -130,23 +159,40 @@ async def run(
     *,
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], None] | None = None,
+    on_initial_password: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the gateway until SIGINT/SIGTERM (or ``stop`` is set).
+    """Run the gateway and the web pages until SIGINT/SIGTERM (or ``stop`` is set).
 
     ``on_started`` is called once every listener is accepting connections.
+    ``on_initial_password`` gets the admin's initial password at the very first start: the
+    console shows it once (it is never logged).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     gateway = Gateway(settings)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    web = None
     try:
         await gateway.start()
+        if settings.web.enable:
+            from panelhub.webservice import start_web  # noqa: PLC0415 - the web stack on demand
+
+            web = await start_web(
+                settings, gateway, on_initial_password=on_initial_password or _print_password
+            )
         if on_started is not None:
             on_started(gateway)
         await stop.wait()
         logger.info("stopping")
     finally:
+        if web is not None:
+            await web.aclose()
         await gateway.aclose()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _print_password(password: str) -> None:
+    # The console, not the log: the log is kept and shipped; this is shown once.
+    print(f"Initial password of the web user 'admin': {password}  (change it at first login)")

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
+
+import httpx
 
 from tests.harness import connect
 from tests.rawdevice import raw_request, read_pdu
 
 VALID = """
+data_dir = "{data_dir}"
+[web]
+port = {web_port}
 [gateway]
 default_bus = "line"
 [[listeners]]
@@ -92,9 +98,9 @@ def free_port() -> int:
 
 
 async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path):
-    port = free_port()
+    port, web_port = free_port(), free_port()
     config = tmp_path / "panelhub.toml"
-    config.write_text(VALID.format(port=port))
+    config.write_text(VALID.format(port=port, data_dir=tmp_path / "data", web_port=web_port))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "panelhub", "run", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -112,11 +118,22 @@ async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path):
                     await asyncio.sleep(0.1)
         assert identity[2:10] == b"PanelHub"
         assert failed == b"\x83\x0b"
+        # The web pages answer over HTTPS, with the certificate made for this installation.
+        context = ssl.create_default_context(cafile=tmp_path / "data" / "tls" / "cert.pem")
+        async with httpx.AsyncClient(verify=context) as client:
+            login = await client.get(f"https://127.0.0.1:{web_port}/login")
+        assert login.status_code == 200
+        assert "Log in" in login.text
     finally:
         process.send_signal(signal.SIGTERM)
-        _, err = await process.communicate()
+        out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert "cannot open serial port" in err.decode()
+    # The initial password: on the console once, in a 0600 file, never in the log.
+    password = (tmp_path / "data" / "initial-admin-password").read_text().strip()
+    assert f"'admin': {password}" in out.decode()
+    assert password not in err.decode()
+    assert ((tmp_path / "data" / "initial-admin-password").stat().st_mode & 0o777) == 0o600
 
 
 async def test_check_config_reports_a_file_that_is_not_text(tmp_path: Path):
@@ -132,7 +149,8 @@ async def test_run_on_a_port_in_use_says_so_without_a_traceback(tmp_path: Path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         config = tmp_path / "panelhub.toml"
-        config.write_text(VALID.format(port=taken.getsockname()[1]))
+        config.write_text(VALID.format(port=taken.getsockname()[1], data_dir=tmp_path / "data",
+                                       web_port=free_port()))  # fmt: skip
         code, _, err = await panelhub("run", "--config", str(config))
     assert code == 1, err
     assert "Traceback" not in err

@@ -40,7 +40,7 @@ async def test_demo_serves_what_it_prints_and_stops_on_ctrl_c(tmp_path: Path):
     data_dir = tmp_path / "var"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "panelhub", "demo", "--modbus-port", str(port),
-        "--sim-base-port", "0", "--data-dir", str(data_dir),
+        "--sim-base-port", "0", "--data-dir", str(data_dir), "--web-port", str(free_port()),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

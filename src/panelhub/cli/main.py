@@ -87,7 +87,10 @@ def cmd_demo(args: argparse.Namespace) -> ExitCode:
     configure_logging(args.log_level)
     _run_loop(
         demo.run_demo(
-            modbus_port=args.modbus_port, data_dir=args.data_dir, sim_base_port=args.sim_base_port
+            modbus_port=args.modbus_port,
+            data_dir=args.data_dir,
+            sim_base_port=args.sim_base_port,
+            web_port=args.web_port,
         )
     )
     return ExitCode.OK
@@ -110,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=cmd_sim)
     demo = commands.add_parser("demo", help="simulated meters and the gateway, ready to poll")
     demo.add_argument("--modbus-port", type=int, default=5020, help="gateway port (default 5020)")
+    demo.add_argument("--web-port", type=int, default=8443, help="web pages port (default 8443)")
     demo.add_argument("--data-dir", type=Path, default=Path("var"), help="default ./var")
     demo.add_argument("--sim-base-port", type=int, default=15020, help="first simulator port")
     demo.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])

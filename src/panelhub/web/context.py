@@ -1,0 +1,64 @@
+"""What the web application needs from the rest of PanelHub, passed in by the service.
+
+The web layer sits beside the gateway, not above it: it sees the gateway through
+``GatewayView`` (a snapshot of its state), so it never imports it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from panelhub.security.accounts import AccountStore
+from panelhub.security.audit import AuditLog
+from panelhub.security.lockout import AddressRateLimiter
+from panelhub.security.sessions import SessionStore
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatus:
+    name: str
+    peer: str
+    is_available: bool
+    submitted: int
+    answered: int
+    errors: int
+    timeouts: int
+    queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStatus:
+    name: str
+    address: str
+    connections: int
+    is_read_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    health: str
+    listeners: Sequence[ListenerStatus]
+    buses: Sequence[BusStatus]
+
+
+class GatewayView(Protocol):
+    def status(self) -> GatewayStatus: ...
+
+
+@dataclass(slots=True)
+class WebContext:
+    accounts: AccountStore
+    sessions: SessionStore
+    rate_limiter: AddressRateLimiter
+    gateway: GatewayView
+    audit: AuditLog
+    data_dir: Path
+    login_banner: str = ""
+    #: Strict-Transport-Security only with an owner-installed certificate: with a self-signed
+    #: one it would lock browsers out of the panel after a certificate change.
+    send_hsts: bool = False
+    clock: Callable[[], float] = field(default=time.time)

@@ -1,0 +1,1 @@
+"""One module per area of the pages and API; ``app`` assembles their route tables."""

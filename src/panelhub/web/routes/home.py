@@ -1,0 +1,35 @@
+"""The home page and the status API: what the gateway is doing now."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from panelhub.web.access import context_of, session_of
+from panelhub.web.templating import render
+
+
+async def home(request: Request) -> Response:
+    return render(request, "home.html", {"status": context_of(request).gateway.status()})
+
+
+async def status(request: Request) -> Response:
+    return JSONResponse(dataclasses.asdict(context_of(request).gateway.status()))
+
+
+async def whoami(request: Request) -> Response:
+    session = session_of(request)
+    return JSONResponse(
+        {
+            "user": session.user_name,
+            "role": session.role,
+            "must_change_password": session.must_change_password,
+        }
+    )
+
+
+async def health(_request: Request) -> Response:
+    """The probe a supervisor polls: says only that the web server answers."""
+    return JSONResponse({"status": "ok"})

@@ -1,0 +1,125 @@
+"""The web side of the composition root: accounts, audit log, certificate, HTTPS server.
+
+Kept apart from ``service.py`` so that the gateway alone (tests, ``web.enable = false``)
+does not load the web stack. Fail closed: when the account store cannot be opened, the
+pages are replaced by one that says why and how to recover; the gateway keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from panelhub.config.models import Settings
+from panelhub.errors import StateStoreError
+from panelhub.security.accounts import AccountStore
+from panelhub.security.audit import AuditEvent, AuditLog, Outcome
+from panelhub.security.certs import ensure_certificate
+from panelhub.security.lockout import AddressRateLimiter
+from panelhub.security.passwords import PasswordHasher, PasswordPolicy
+from panelhub.security.sessions import SessionStore
+from panelhub.transport.tls import server_context
+from panelhub.web.app import create_app
+from panelhub.web.context import GatewayView, WebContext
+from panelhub.web.middleware import SecurityHeadersMiddleware
+from panelhub.web.server import WebServer
+
+logger = logging.getLogger(__name__)
+
+RECOVERY_MESSAGE = (
+    "The account store of this panel server is missing or damaged, so nobody can log in.\n"
+    "On the panel server's console, run:  panelhub user reset-password admin\n"
+)
+
+
+@dataclass
+class WebRuntime:
+    server: WebServer
+    store: AccountStore | None
+    audit: AuditLog | None
+
+    async def aclose(self) -> None:
+        await self.server.aclose()
+        if self.audit is not None:
+            await self.audit.record(AuditEvent.PROCESS_STOP, outcome=Outcome.SUCCESS, user=None,
+                                    source="", interface="service")  # fmt: skip
+        if self.store is not None:
+            self.store.close()
+
+
+async def start_web(
+    settings: Settings,
+    gateway: GatewayView,
+    *,
+    on_initial_password: Callable[[str], None],
+) -> WebRuntime:
+    """Open (or provision) the accounts, make sure of the certificate, and serve the pages.
+
+    Raises:
+        OSError: the web address cannot be bound.
+
+    """
+    web = settings.web
+    data_dir = settings.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    certificate = ensure_certificate(
+        data_dir / "tls",
+        host_names=[socket.gethostname(), *web.certificate_names],
+        addresses=[web.host],
+    )
+    tls = server_context(certificate.cert_path, certificate.key_path)
+    try:
+        provisioning = AccountStore.open(
+            data_dir, PasswordHasher(), policy=PasswordPolicy(web.password_policy)
+        )
+    except StateStoreError as exc:
+        logger.error(  # noqa: TRY400 - the reason is the message; no traceback helps here
+            "web logins disabled: %s; recover with `panelhub user reset-password`", exc
+        )
+        server = WebServer(_recovery_app(), host=web.host, port=web.port, tls=tls)
+        await server.start()
+        return WebRuntime(server, None, None)
+    store = provisioning.store
+    audit = AuditLog(store.db)
+    await audit.record(AuditEvent.PROCESS_START, outcome=Outcome.SUCCESS, user=None, source="",
+                       interface="service")  # fmt: skip
+    if provisioning.initial_password is not None:
+        on_initial_password(provisioning.initial_password)
+    context = WebContext(
+        accounts=store,
+        sessions=SessionStore(
+            idle_timeout_s=web.session_idle_timeout_s,
+            absolute_timeout_s=web.session_absolute_timeout_s,
+        ),
+        rate_limiter=AddressRateLimiter(),
+        gateway=gateway,
+        audit=audit,
+        data_dir=data_dir,
+        login_banner=web.login_banner,
+        send_hsts=certificate.is_owner_installed,
+    )
+    server = WebServer(create_app(context), host=web.host, port=web.port, tls=tls)
+    try:
+        await server.start()
+    except BaseException:
+        store.close()
+        raise
+    return WebRuntime(server, store, audit)
+
+
+def _recovery_app() -> ASGIApp:
+    async def explain(_request: Request) -> Response:
+        return PlainTextResponse(RECOVERY_MESSAGE, status_code=503)
+
+    app = Starlette(
+        routes=[Route("/{path:path}", explain, methods=["GET", "POST", "HEAD"])],
+    )
+    return SecurityHeadersMiddleware(app)

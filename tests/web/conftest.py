@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from panelhub.security.accounts import AccountStore
+from panelhub.security.audit import AuditLog
+from panelhub.security.lockout import AddressRateLimiter
+from panelhub.security.passwords import PasswordHasher
+from panelhub.security.sessions import SessionStore
+from panelhub.web.app import create_app
+from panelhub.web.context import BusStatus, GatewayStatus, ListenerStatus, WebContext
+
+ORIGIN = "https://testserver"
+
+
+class Clock:
+    """The wall clock the application sees; tests move it instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class StaticGateway:
+    """A fixed gateway state: these tests are about the pages, not the gateway."""
+
+    def status(self) -> GatewayStatus:
+        return GatewayStatus(
+            health="nominal",
+            listeners=[ListenerStatus("scada", "127.0.0.1:5020", 2, False)],
+            buses=[BusStatus("rs485-1", "/dev/ttyS1", True, 10, 9, 0, 1, 0)],
+        )
+
+
+@dataclass
+class Web:
+    client: TestClient
+    context: WebContext
+    audit: AuditLog
+    clock: Clock
+    initial_password: str
+    data_dir: Path
+
+    def login(self, name: str, password: str, client: TestClient | None = None):
+        client = client or self.client
+        page = client.get("/login")
+        token = client.cookies.get("__Host-panelhub-login")
+        return client.post(
+            "/login",
+            data={"username": name, "password": password, "csrf_token": token or "", "next": "/"},
+            headers={"origin": ORIGIN},
+            follow_redirects=False,
+        ), page
+
+    def new_client(self, address: str = "127.0.0.1") -> TestClient:
+        return TestClient(create_app(self.context), base_url=ORIGIN, client=(address, 50000))
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    clock = Clock()
+    hasher = PasswordHasher(memory_cost_kib=1024, time_cost=1)
+    provisioning = AccountStore.open(tmp_path, hasher, clock=clock)
+    store = provisioning.store
+    audit = AuditLog(store.db)
+    context = WebContext(
+        accounts=store,
+        sessions=SessionStore(clock=clock),
+        rate_limiter=AddressRateLimiter(),
+        gateway=StaticGateway(),
+        audit=audit,
+        data_dir=tmp_path,
+        login_banner="Authorised personnel only.",
+        clock=clock,
+    )
+    client = TestClient(create_app(context), base_url=ORIGIN)
+    assert provisioning.initial_password is not None
+    yield Web(client, context, audit, clock, provisioning.initial_password, tmp_path)
+    store.close()
