@@ -17,16 +17,9 @@ from panelhub.security.accounts import (
     Role,
 )
 from panelhub.security.passwords import PasswordHasher
+from tests.clock import Clock
 
 NEW_PASSWORD = "Switchboard-Room7"  # noqa: S105 - a test password
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def hasher() -> PasswordHasher:

@@ -8,14 +8,7 @@ import pytest
 
 from panelhub.security import sessions
 from panelhub.security.sessions import Session, SessionStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 @pytest.fixture

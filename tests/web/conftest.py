@@ -14,18 +14,9 @@ from panelhub.security.passwords import PasswordHasher
 from panelhub.security.sessions import SessionStore
 from panelhub.web.app import create_app
 from panelhub.web.context import BusStatus, GatewayStatus, ListenerStatus, WebContext
+from tests.clock import Clock
 
 ORIGIN = "https://testserver"
-
-
-class Clock:
-    """The wall clock the application sees; tests move it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class StaticGateway:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Final
 
 from panelhub.cli.main import ExitCode
+from panelhub.security.accounts import STATE_FILE
 from panelhub.security.audit import AuditLog, ChainIntact
 from panelhub.storage.db import Database
 
 #: The state database in the data directory (ARCHITECTURE.md, "Data that lives on disk").
-STATE_FILE: Final = "state.sqlite"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

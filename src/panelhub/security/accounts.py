@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from panelhub.errors import AccountError, StateStoreError
 from panelhub.security.lockout import LockoutPolicy, is_locked, register_failure
@@ -218,11 +218,7 @@ class AccountStore:
                     "SELECT id FROM account WHERE name = ?", (name,)
                 ).fetchone()
                 if row is None:
-                    connection.execute(
-                        "INSERT INTO account (name, role, password_hash, created_at) "
-                        "VALUES (?, 'admin', ?, ?)",
-                        (check_name(name), hashed, _now_iso()),
-                    )
+                    _insert_admin(connection, check_name(name), hashed, _now_iso())
                 else:
                     connection.execute(
                         "UPDATE account SET role = 'admin', password_hash = ?, is_enabled = 1, "
@@ -242,11 +238,7 @@ class AccountStore:
 
         def write(connection: sqlite3.Connection) -> None:
             with transaction(connection):
-                connection.execute(
-                    "INSERT INTO account (name, role, password_hash, created_at) "
-                    "VALUES (?, 'admin', ?, ?)",
-                    (ADMIN_NAME, hashed, now),
-                )
+                _insert_admin(connection, ADMIN_NAME, hashed, now)
                 connection.execute(
                     "INSERT INTO account (name, role, password_hash, is_enabled, "
                     "must_change_password, created_at) VALUES (?, 'admin', NULL, 0, 1, ?)",
@@ -269,14 +261,7 @@ class AccountStore:
         return await self.db.run(lambda connection: _select_by_name(connection, name))
 
     async def get_by_id(self, account_id: int) -> Account | None:
-        def read(connection: sqlite3.Connection) -> Account | None:
-            row = connection.execute(
-                f"SELECT {_COLUMNS} FROM account WHERE id = ?",  # noqa: S608 - constant columns
-                (account_id,),
-            ).fetchone()
-            return None if row is None else _account(row)
-
-        return await self.db.run(read)
+        return await self.db.run(lambda connection: _select_by_id(connection, account_id))
 
     async def list(self) -> list[Account]:
         def read(connection: sqlite3.Connection) -> list[Account]:
@@ -295,7 +280,7 @@ class AccountStore:
         Unknown names, disabled accounts and accounts without a password cost the same
         hashing time as a real check, so timing does not tell which names exist.
         """
-        record = await self.db.run(lambda connection: _select_hash(connection, name))
+        record = await self.db.run(lambda connection: _select_hash(connection, "name", name))
         now = self._clock()
         if record is not None and is_locked(record[1].locked_until, now):
             return LoginResult(
@@ -351,7 +336,7 @@ class AccountStore:
             WeakPasswordError: the new password breaks the policy.
 
         """
-        record = await self.db.run(lambda connection: _select_hash_by_id(connection, account_id))
+        record = await self.db.run(lambda connection: _select_hash(connection, "id", account_id))
         if record is None:
             raise AccountError("the account no longer exists")
         stored, account = record
@@ -480,37 +465,32 @@ class AccountStore:
 
 
 def _select_by_name(connection: sqlite3.Connection, name: str) -> Account | None:
-    row = connection.execute(
-        f"SELECT {_COLUMNS} FROM account WHERE name = ?",  # noqa: S608 - constant columns
-        (name,),
-    ).fetchone()
-    return None if row is None else _account(row)
+    record = _select_hash(connection, "name", name)
+    return None if record is None else record[1]
 
 
 def _select_by_id(connection: sqlite3.Connection, account_id: int) -> Account | None:
-    row = connection.execute(
-        f"SELECT {_COLUMNS} FROM account WHERE id = ?",  # noqa: S608 - constant columns
-        (account_id,),
-    ).fetchone()
-    return None if row is None else _account(row)
+    record = _select_hash(connection, "id", account_id)
+    return None if record is None else record[1]
 
 
-def _select_hash(connection: sqlite3.Connection, name: str) -> tuple[str | None, Account] | None:
-    row = connection.execute(
-        f"SELECT password_hash, {_COLUMNS} FROM account WHERE name = ?",  # noqa: S608
-        (name,),
-    ).fetchone()
-    return None if row is None else (row[0], _account(row[1:]))
-
-
-def _select_hash_by_id(
-    connection: sqlite3.Connection, account_id: int
+def _select_hash(
+    connection: sqlite3.Connection, key: Literal["id", "name"], value: int | str
 ) -> tuple[str | None, Account] | None:
+    """An account and its stored hash, by id or by name (``key`` is one of two constants)."""
     row = connection.execute(
-        f"SELECT password_hash, {_COLUMNS} FROM account WHERE id = ?",  # noqa: S608
-        (account_id,),
+        f"SELECT password_hash, {_COLUMNS} FROM account WHERE {key} = ?",  # noqa: S608
+        (value,),
     ).fetchone()
     return None if row is None else (row[0], _account(row[1:]))
+
+
+def _insert_admin(connection: sqlite3.Connection, name: str, hashed: str, now: str) -> None:
+    """An enabled admin whose password must be changed at first login (the column defaults)."""
+    connection.execute(
+        "INSERT INTO account (name, role, password_hash, created_at) VALUES (?, 'admin', ?, ?)",
+        (name, hashed, now),
+    )
 
 
 def _reset_failures(connection: sqlite3.Connection, account_id: int) -> None:
