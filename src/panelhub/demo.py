@@ -128,5 +128,5 @@ async def run_demo(
         def announce(_: service.Gateway) -> None:
             print("\n".join(summary(handle, settings, config_path)), flush=True)
 
-        await service.run(settings, on_started=announce)
+        await service.run(settings, config_path=config_path, on_started=announce)
     await asyncio.sleep(0)  # let closed transports finish their callbacks

@@ -4,6 +4,7 @@
 
     PanelHubError
     ├─ ConfigError                      the configuration file is missing or invalid
+    │  └─ SettingsApplyError            valid settings that cannot be saved or put in force
     ├─ StateStoreError                  the state database is missing, damaged or too new
     ├─ AccountError                     an account change or check that cannot be done
     ├─ CertificateError                 a TLS certificate or key that cannot be used
@@ -38,6 +39,10 @@ class ConfigError(PanelHubError):
     def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class SettingsApplyError(ConfigError):
+    """Settings could not be saved or put in force; the file and the gateway are unchanged."""
 
 
 class StateStoreError(PanelHubError):

@@ -11,9 +11,12 @@ import datetime as dt
 import logging
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
-from panelhub.config.models import BusConfig, RTUBusConfig, Settings
+from panelhub.config.models import BusConfig, ListenerConfig, RTUBusConfig, Settings
+from panelhub.config.store import load_settings, save_settings
+from panelhub.errors import ConfigError, SettingsApplyError
 from panelhub.gateway.local import Health, LocalServer
 from panelhub.gateway.routing import Route, Router
 from panelhub.gateway.server import Listener
@@ -26,6 +29,31 @@ logger = logging.getLogger(__name__)
 
 #: Time given to transactions under way to finish at shutdown; a SCADA retries what it loses.
 SHUTDOWN_GRACE_S: Final = 2.0
+#: Between a restart asked for in the pages and its start: time for the answer to go out.
+RESTART_DELAY_S: Final = 0.5
+
+
+def build_bus(config: BusConfig) -> Bus:
+    return Bus(
+        config.name, build_link(config), queue_size=config.queue_size, retries=config.retries
+    )
+
+
+def build_router(settings: Settings, buses: dict[str, Bus]) -> Router[Bus]:
+    routes = {
+        route.unit_id: Route(
+            buses[route.bus],
+            route.unit_id if route.target_unit_id is None else route.target_unit_id,
+        )
+        for route in settings.routes
+    }
+    default = settings.gateway.default_bus
+    return Router(routes, default_bus=None if default is None else buses[default])
+
+
+def _same_socket(old: ListenerConfig, new: ListenerConfig) -> bool:
+    """Whether ``new`` can take over the listening socket of ``old`` (same address, backlog)."""
+    return (old.host, old.port, old.max_connections) == (new.host, new.port, new.max_connections)
 
 
 def build_link(config: BusConfig) -> Link:
@@ -56,41 +84,73 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.buses = {
-            config.name: Bus(
-                config.name,
-                build_link(config),
-                queue_size=config.queue_size,
-                retries=config.retries,
-            )
-            for config in settings.buses
-        }
-        gateway = settings.gateway
-        routes = {
-            route.unit_id: Route(
-                self.buses[route.bus],
-                route.unit_id if route.target_unit_id is None else route.target_unit_id,
-            )
-            for route in settings.routes
-        }
-        default = None if gateway.default_bus is None else self.buses[gateway.default_bus]
-        self.router = Router(routes, default_bus=default)
-        self.local = LocalServer(
-            gateway.identity,
+        self.buses = {config.name: build_bus(config) for config in settings.buses}
+        self.router = build_router(settings, self.buses)
+        self.local = self.build_local(settings)
+        self.listeners = [
+            self._build_listener(config, settings) for config in settings.listeners if config.enable
+        ]
+
+    def build_local(self, settings: Settings) -> LocalServer:
+        return LocalServer(
+            settings.gateway.identity,
             health=self.health,
             now=lambda: dt.datetime.now().astimezone(),
-            allow_set_clock=gateway.allow_set_clock,
+            allow_set_clock=settings.gateway.allow_set_clock,
         )
-        self.listeners = [
-            Listener(
-                config,
-                router=self.router,
-                local=self.local,
-                request_ttl_s=gateway.request_ttl_ms / 1000,
-            )
-            for config in settings.listeners
-            if config.enable
-        ]
+
+    def _build_listener(self, config: ListenerConfig, settings: Settings) -> Listener:
+        return Listener(
+            config,
+            router=self.router,
+            local=self.local,
+            request_ttl_s=settings.gateway.request_ttl_ms / 1000,
+        )
+
+    async def prepare(self, settings: Settings) -> Reconfiguration:
+        """Get ready to run ``settings`` in place of the current ones, changing nothing yet.
+
+        The one step that can fail, binding the addresses of new or moved listeners, is done
+        here; ``Reconfiguration.commit`` then only swaps objects. Buses whose settings did not
+        change are kept with their connections and queues; so are listeners whose address did
+        not change, with their clients.
+
+        Raises:
+            SettingsApplyError: a listener address cannot be bound (in use, not on this host).
+        """
+        buses = {
+            config.name: self.buses[config.name]
+            if config.name in self.buses and self._bus_config(config.name) == config
+            else build_bus(config)
+            for config in settings.buses
+        }
+        router = build_router(settings, buses)
+        current = {listener.config.name: listener for listener in self.listeners}
+        kept: list[tuple[Listener, ListenerConfig]] = []
+        started: list[Listener] = []
+        try:
+            for config in settings.listeners:
+                if not config.enable:
+                    continue
+                listener = current.get(config.name)
+                if listener is not None and _same_socket(listener.config, config):
+                    kept.append((listener, config))
+                    continue
+                fresh = self._build_listener(config, settings)
+                fresh.router = router
+                await fresh.start()
+                started.append(fresh)
+        except OSError as exc:
+            for listener in started:
+                await listener.aclose()
+            raise SettingsApplyError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+                problems=(f"listeners[{config.name}]: {exc.strerror or exc}",),
+            ) from exc
+        return Reconfiguration(self, settings, buses, router, kept, started)
+
+    def _bus_config(self, name: str) -> BusConfig | None:
+        return next((bus for bus in self.settings.buses if bus.name == name), None)
 
     def status(self) -> GatewayStatus:
         """A snapshot for the web pages (``web.context.GatewayView``)."""
@@ -154,43 +214,195 @@ class Gateway:
             await asyncio.sleep(0.05)
 
 
+class Reconfiguration:
+    """New settings made ready by ``Gateway.prepare``: commit them, or abort to change nothing."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        settings: Settings,
+        buses: dict[str, Bus],
+        router: Router[Bus],
+        kept: list[tuple[Listener, ListenerConfig]],
+        started: list[Listener],
+    ) -> None:
+        self._gateway = gateway
+        self._settings = settings
+        self._buses = buses
+        self._router = router
+        self._kept = kept
+        self._started = started
+
+    async def abort(self) -> None:
+        for listener in self._started:
+            await listener.aclose()
+
+    async def commit(self) -> None:
+        """Put the new settings in force: from the next request on, for every client."""
+        gateway = self._gateway
+        old_settings, old_buses = gateway.settings, gateway.buses
+        gateway.settings = self._settings
+        gateway.buses = self._buses
+        gateway.router = self._router
+        if (old_settings.gateway.identity, old_settings.gateway.allow_set_clock) != (
+            self._settings.gateway.identity,
+            self._settings.gateway.allow_set_clock,
+        ):
+            gateway.local = gateway.build_local(self._settings)
+        ttl_s = self._settings.gateway.request_ttl_ms / 1000
+        retired = [listener for listener in gateway.listeners if listener not in dict(self._kept)]
+        for listener, config in self._kept:
+            listener.reconfigure(config)
+        gateway.listeners = [listener for listener, _ in self._kept] + self._started
+        for listener in gateway.listeners:
+            listener.router = self._router
+            listener.local = gateway.local
+            listener.request_ttl_s = ttl_s
+        for listener in retired:
+            await listener.aclose()
+        for name, bus in old_buses.items():
+            if self._buses.get(name) is not bus:
+                await bus.aclose()
+
+
+class ServiceController:
+    """The running service as the web pages see it (``web.context.ServiceControl``)."""
+
+    def __init__(
+        self, gateway: Gateway, *, config_path: Path | None, on_restart: Callable[[], None]
+    ) -> None:
+        self._gateway = gateway
+        self._config_path = config_path
+        self._on_restart = on_restart
+        self._lock = asyncio.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        return self._gateway.settings
+
+    async def apply_settings(self, settings: Settings) -> tuple[str, ...]:
+        """Save, then put in force; see ``ServiceControl.apply_settings``.
+
+        Raises:
+            SettingsApplyError: a new listener cannot bind, or the file cannot be written;
+                nothing was changed.
+        """
+        async with self._lock:  # two admins saving at once: one after the other
+            plan = await self._gateway.prepare(settings)
+            if self._config_path is not None:
+                try:
+                    header = f"Saved from the PanelHub pages at {dt.datetime.now(dt.UTC):%c} UTC."
+                    await asyncio.to_thread(
+                        save_settings, self._config_path, settings, header=header
+                    )
+                except ConfigError as exc:
+                    await plan.abort()
+                    raise SettingsApplyError(str(exc), problems=exc.problems) from exc
+            old = self._gateway.settings
+            await plan.commit()
+        logger.info("settings applied")
+        return restart_needed(old, settings)
+
+    def request_restart(self) -> None:
+        # A moment's delay: the page that asked gets its answer before the server goes away.
+        asyncio.get_running_loop().call_later(RESTART_DELAY_S, self._on_restart)
+
+
+def restart_needed(old: Settings, new: Settings) -> tuple[str, ...]:
+    """Settings that changed but take effect only at the next start."""
+    return tuple(
+        name
+        for name in ("data_dir", "web", "log_level")
+        if getattr(old, name) != getattr(new, name)
+    )
+
+
 async def run(
     settings: Settings,
     *,
+    config_path: Path | None = None,
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], None] | None = None,
     on_initial_password: Callable[[str], None] | None = None,
 ) -> None:
     """Run the gateway and the web pages until SIGINT/SIGTERM (or ``stop`` is set).
 
-    ``on_started`` is called once every listener is accepting connections.
+    ``config_path`` is the file the settings came from: settings saved from the pages are
+    written there, and a restart asked for in the pages reads it again.
+    ``on_started`` is called each time every listener is accepting connections.
     ``on_initial_password`` gets the admin's initial password at the very first start: the
     console shows it once (it is never logged).
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    gateway = Gateway(settings)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    try:
+        while True:
+            restart = asyncio.Event()
+            await _serve(
+                settings,
+                config_path=config_path,
+                until=(stop, restart),
+                on_started=on_started,
+                on_initial_password=on_initial_password or _print_password,
+            )
+            if stop.is_set():
+                break
+            logger.info("restarting")
+            settings = _reread(config_path, settings)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _serve(
+    settings: Settings,
+    *,
+    config_path: Path | None,
+    until: tuple[asyncio.Event, asyncio.Event],
+    on_started: Callable[[Gateway], None] | None,
+    on_initial_password: Callable[[str], None],
+) -> None:
+    """One life of the service: start everything, wait for stop or restart, stop everything."""
+    restart = until[1]
+    gateway = Gateway(settings)
     web = None
     try:
         await gateway.start()
         if settings.web.enable:
             from panelhub.webservice import start_web  # noqa: PLC0415 - the web stack on demand
 
+            control = ServiceController(gateway, config_path=config_path, on_restart=restart.set)
             web = await start_web(
-                settings, gateway, on_initial_password=on_initial_password or _print_password
+                settings, gateway, control=control, on_initial_password=on_initial_password
             )
         if on_started is not None:
             on_started(gateway)
-        await stop.wait()
+        waiters = [asyncio.ensure_future(event.wait()) for event in until]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
         logger.info("stopping")
     finally:
         if web is not None:
             await web.aclose()
         await gateway.aclose()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+
+
+def _reread(config_path: Path | None, settings: Settings) -> Settings:
+    """The configuration file as it is now; the settings in force if it no longer validates."""
+    if config_path is None:
+        return settings
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        logger.error(  # noqa: TRY400 - the problems are the message
+            "keeping the running settings: %s: %s", exc, "; ".join(exc.problems)
+        )
+        return settings
 
 
 def _print_password(password: str) -> None:

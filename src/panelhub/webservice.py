@@ -28,7 +28,7 @@ from panelhub.security.passwords import PasswordHasher, PasswordPolicy
 from panelhub.security.sessions import SessionStore
 from panelhub.transport.tls import server_context
 from panelhub.web.app import create_app
-from panelhub.web.context import GatewayView, WebContext
+from panelhub.web.context import GatewayView, ServiceControl, WebContext
 from panelhub.web.middleware import SecurityHeadersMiddleware
 from panelhub.web.server import WebServer
 
@@ -59,6 +59,7 @@ async def start_web(
     settings: Settings,
     gateway: GatewayView,
     *,
+    control: ServiceControl,
     on_initial_password: Callable[[str], None],
 ) -> WebRuntime:
     """Open (or provision) the accounts, make sure of the certificate, and serve the pages.
@@ -102,6 +103,7 @@ async def start_web(
         rate_limiter=AddressRateLimiter(),
         gateway=gateway,
         audit=audit,
+        control=control,
         data_dir=data_dir,
         login_banner=web.login_banner,
         send_hsts=certificate.is_owner_installed,

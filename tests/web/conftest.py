@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from panelhub.config.models import Settings
 from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditLog
 from panelhub.security.lockout import AddressRateLimiter
 from panelhub.security.passwords import PasswordHasher
 from panelhub.security.sessions import SessionStore
+from panelhub.service import Gateway, ServiceController
 from panelhub.web.app import create_app
 from panelhub.web.context import BusStatus, GatewayStatus, ListenerStatus, WebContext
 from tests.clock import Clock
@@ -38,6 +40,8 @@ class Web:
     clock: Clock
     initial_password: str
     data_dir: Path
+    #: Set when a page asked the service to restart.
+    restarts: list[bool]
 
     def login(self, name: str, password: str, client: TestClient | None = None):
         client = client or self.client
@@ -61,17 +65,24 @@ def web(tmp_path: Path) -> Iterator[Web]:
     provisioning = AccountStore.open(tmp_path, hasher, clock=clock)
     store = provisioning.store
     audit = AuditLog(store.db)
+    restarts: list[bool] = []
+    control = ServiceController(
+        Gateway(Settings(data_dir=tmp_path)),
+        config_path=tmp_path / "panelhub.toml",
+        on_restart=lambda: restarts.append(True),
+    )
     context = WebContext(
         accounts=store,
         sessions=SessionStore(clock=clock),
         rate_limiter=AddressRateLimiter(),
         gateway=StaticGateway(),
         audit=audit,
+        control=control,
         data_dir=tmp_path,
         login_banner="Authorised personnel only.",
         clock=clock,
     )
     client = TestClient(create_app(context), base_url=ORIGIN)
     assert provisioning.initial_password is not None
-    yield Web(client, context, audit, clock, provisioning.initial_password, tmp_path)
+    yield Web(client, context, audit, clock, provisioning.initial_password, tmp_path, restarts)
     store.close()

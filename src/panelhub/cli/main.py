@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.INVALID_CONFIG
     configure_logging(settings.log_level)
     try:
-        _run_loop(service.run(settings))
+        _run_loop(service.run(settings, config_path=args.config))
     except OSError as exc:  # a listener cannot bind: address in use, no permission for 502
         print(f"error: cannot start: {exc}", file=sys.stderr)
         return ExitCode.FAILURE

@@ -7,14 +7,19 @@ them all at once instead of one per attempt.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import tomli_w
 from pydantic import ValidationError
 
 from panelhub.config.models import Settings
 from panelhub.errors import ConfigError
+
+#: Suffix of the copy of the file as it was before the last save: one step back by hand.
+PREVIOUS_SUFFIX: Final = ".previous"
 
 
 def _location(parts: tuple[int | str, ...]) -> str:
@@ -70,3 +75,46 @@ def load_settings(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML", problems=(f"{path}: {exc}",)) from exc
     return parse_settings(data)
+
+
+def settings_toml(settings: Settings, *, header: str = "") -> str:
+    """``settings`` as TOML: only what differs from the defaults, so the file stays readable."""
+    data = settings.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    for bus in data.get("buses", []):  # the discriminator is always written
+        bus.setdefault("kind", "tcp")
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + ("\n" if comment else "") + tomli_w.dumps(data)
+
+
+def save_settings(path: Path, settings: Settings, *, header: str = "") -> None:
+    """Replace the configuration file atomically, keeping the old one as ``*.previous``.
+
+    Written to a temporary file in the same directory, flushed to disk, then renamed over the
+    old file: a power cut leaves either the old or the new file, never half of one.
+
+    Raises:
+        ConfigError: the file cannot be written (full disk, read-only file system, rights).
+    """
+    text = settings_toml(settings, header=header)
+    temporary = path.with_name(f".{path.name}.saving")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        if path.exists():
+            previous = path.with_name(path.name + PREVIOUS_SUFFIX)
+            previous.unlink(missing_ok=True)
+            os.link(path, previous)
+        temporary.replace(path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot save {path}: {exc.strerror}", problems=(f"{path}: {exc}",)
+        ) from exc

@@ -142,6 +142,19 @@ class Listener:
         audit.warning("listener %s refused %s from %s: %s%s",
                       self.config.name, what, client, reason, more)  # fmt: skip
 
+    def reconfigure(self, config: ListenerConfig) -> None:
+        """Take new access rules on the same socket; clients no longer allowed are cut off.
+
+        Removing a client from the allow-list is a security decision: it must not wait for
+        that client to disconnect by itself.
+        """
+        self.config = config
+        self.policy = Policy(config)
+        for connection in list(self.connections):
+            if not self.policy.allows_client(connection.client):
+                self.release(connection)
+                connection.close()
+
     def release(self, connection: UpstreamConnection) -> None:
         if connection in self.connections:
             self.connections.discard(connection)

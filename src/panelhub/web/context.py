@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from panelhub.config.models import Settings
 from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditLog
 from panelhub.security.lockout import AddressRateLimiter
@@ -49,6 +50,25 @@ class GatewayView(Protocol):
     def status(self) -> GatewayStatus: ...
 
 
+class ServiceControl(Protocol):
+    """What the settings and maintenance pages may ask of the running service."""
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now."""
+
+    async def apply_settings(self, settings: Settings) -> tuple[str, ...]:
+        """Save ``settings`` atomically and put them in force without a restart.
+
+        Returns the setting names that only a restart puts in force. Raises
+        ``SettingsApplyError`` when nothing was changed (the file and the running gateway
+        are both as before).
+        """
+
+    def request_restart(self) -> None:
+        """Restart the service (gateway and pages) shortly, once the answer is sent."""
+
+
 @dataclass(slots=True)
 class WebContext:
     accounts: AccountStore
@@ -56,6 +76,7 @@ class WebContext:
     rate_limiter: AddressRateLimiter
     gateway: GatewayView
     audit: AuditLog
+    control: ServiceControl
     data_dir: Path
     login_banner: str = ""
     #: Strict-Transport-Security only with an owner-installed certificate: with a self-signed
