@@ -51,9 +51,16 @@ def build_router(settings: Settings, buses: dict[str, Bus]) -> Router[Bus]:
     return Router(routes, default_bus=None if default is None else buses[default])
 
 
-def _same_socket(old: ListenerConfig, new: ListenerConfig) -> bool:
-    """Whether ``new`` can take over the listening socket of ``old`` (same address, backlog)."""
-    return (old.host, old.port, old.max_connections) == (new.host, new.port, new.max_connections)
+def _same_socket(listener: Listener, new: ListenerConfig) -> bool:
+    """Whether ``new`` can take over the socket of ``listener`` (same address and backlog).
+
+    A port given as 0 (any free one) matches both 0 and the port the system chose.
+    """
+    old = listener.config
+    return (old.host, old.max_connections) == (new.host, new.max_connections) and new.port in (
+        old.port,
+        listener.address[1],
+    )
 
 
 def build_link(config: BusConfig) -> Link:
@@ -133,7 +140,7 @@ class Gateway:
                 if not config.enable:
                     continue
                 listener = current.get(config.name)
-                if listener is not None and _same_socket(listener.config, config):
+                if listener is not None and _same_socket(listener, config):
                     kept.append((listener, config))
                     continue
                 fresh = self._build_listener(config, settings)

@@ -42,6 +42,8 @@ class Web:
     data_dir: Path
     #: Set when a page asked the service to restart.
     restarts: list[bool]
+    #: The real gateway behind ``context.control`` (no listener until a test adds one).
+    gateway: Gateway
 
     def login(self, name: str, password: str, client: TestClient | None = None):
         client = client or self.client
@@ -66,8 +68,9 @@ def web(tmp_path: Path) -> Iterator[Web]:
     store = provisioning.store
     audit = AuditLog(store.db)
     restarts: list[bool] = []
+    gateway = Gateway(Settings(data_dir=tmp_path))
     control = ServiceController(
-        Gateway(Settings(data_dir=tmp_path)),
+        gateway,
         config_path=tmp_path / "panelhub.toml",
         on_restart=lambda: restarts.append(True),
     )
@@ -84,5 +87,7 @@ def web(tmp_path: Path) -> Iterator[Web]:
     )
     client = TestClient(create_app(context), base_url=ORIGIN)
     assert provisioning.initial_password is not None
-    yield Web(client, context, audit, clock, provisioning.initial_password, tmp_path, restarts)
+    yield Web(
+        client, context, audit, clock, provisioning.initial_password, tmp_path, restarts, gateway
+    )
     store.close()

@@ -7,6 +7,7 @@ them all at once instead of one per attempt.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from pathlib import Path
@@ -114,7 +115,8 @@ def save_settings(path: Path, settings: Settings, *, header: str = "") -> None:
         finally:
             os.close(directory)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         raise ConfigError(
             f"cannot save {path}: {exc.strerror}", problems=(f"{path}: {exc}",)
         ) from exc

@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from panelhub.web.access import Access, api, page
 from panelhub.web.context import WebContext
 from panelhub.web.middleware import SecurityHeadersMiddleware
-from panelhub.web.routes import auth, home
+from panelhub.web.routes import auth, home, settings
 
 
 def routes() -> list[BaseRoute]:
@@ -31,6 +31,7 @@ def routes() -> list[BaseRoute]:
         api("/healthz", home.health, access=Access.PUBLIC),
         api("/api/session", home.whoami, access=Access.PASSWORD_CHANGE),
         api("/api/status", home.status, access=Access.VIEWER),
+        *settings.routes(),
         Mount("/static", StaticFiles(packages=[("panelhub.web", "static")]), name="static"),
     ]
 
