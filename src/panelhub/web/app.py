@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from panelhub.web.access import Access, api, page
 from panelhub.web.context import WebContext
 from panelhub.web.middleware import SecurityHeadersMiddleware
-from panelhub.web.routes import auth, home, settings
+from panelhub.web.routes import auth, home, settings, users, usersapi
 
 
 def routes() -> list[BaseRoute]:
@@ -32,6 +32,8 @@ def routes() -> list[BaseRoute]:
         api("/api/session", home.whoami, access=Access.PASSWORD_CHANGE),
         api("/api/status", home.status, access=Access.VIEWER),
         *settings.routes(),
+        *users.routes(),
+        *usersapi.routes(),
         Mount("/static", StaticFiles(packages=[("panelhub.web", "static")]), name="static"),
     ]
 
