@@ -19,7 +19,7 @@ from panelhub.config.store import load_settings, save_settings
 from panelhub.errors import ConfigError, SettingsApplyError
 from panelhub.gateway.local import Health, LocalServer
 from panelhub.gateway.routing import Route, Router
-from panelhub.gateway.server import Listener
+from panelhub.gateway.server import Listener, RefusalSink
 from panelhub.transport.bus import Bus, Link
 from panelhub.transport.serial import LineSettings, SerialLink
 from panelhub.transport.tcp import TCPLink
@@ -91,6 +91,7 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._on_refusal: RefusalSink | None = None
         self.buses = {config.name: build_bus(config) for config in settings.buses}
         self.router = build_router(settings, self.buses)
         self.local = self.build_local(settings)
@@ -112,7 +113,14 @@ class Gateway:
             router=self.router,
             local=self.local,
             request_ttl_s=settings.gateway.request_ttl_ms / 1000,
+            on_refusal=self._on_refusal,
         )
+
+    def audit_refusals(self, sink: RefusalSink | None) -> None:
+        """Report the listeners' refusals to ``sink`` (the audit log); None: to the log only."""
+        self._on_refusal = sink
+        for listener in self.listeners:
+            listener.on_refusal = sink
 
     async def prepare(self, settings: Settings) -> Reconfiguration:
         """Get ready to run ``settings`` in place of the current ones, changing nothing yet.
@@ -384,6 +392,7 @@ async def _serve(
             web = await start_web(
                 settings, gateway, control=control, on_initial_password=on_initial_password
             )
+            gateway.audit_refusals(web.refusals)
         if on_started is not None:
             on_started(gateway)
         waiters = [asyncio.ensure_future(event.wait()) for event in until]
@@ -395,6 +404,7 @@ async def _serve(
         logger.info("stopping")
     finally:
         if web is not None:
+            gateway.audit_refusals(None)  # the audit log closes with the pages
             await web.aclose()
         await gateway.aclose()
 

@@ -20,8 +20,9 @@ from starlette.types import ASGIApp
 
 from panelhub.config.models import Settings
 from panelhub.errors import StateStoreError
+from panelhub.gateway.server import RefusalSink
 from panelhub.security.accounts import AccountStore
-from panelhub.security.audit import AuditEvent, AuditLog, Outcome
+from panelhub.security.audit import AuditEvent, AuditLog, DetailValue, Outcome
 from panelhub.security.certs import ensure_certificate
 from panelhub.security.lockout import AddressRateLimiter
 from panelhub.security.passwords import PasswordHasher, PasswordPolicy
@@ -45,6 +46,11 @@ class WebRuntime:
     server: WebServer
     store: AccountStore | None
     audit: AuditLog | None
+
+    @property
+    def refusals(self) -> RefusalSink | None:
+        """Where the gateway reports refusals: the audit log, when the store could be opened."""
+        return None if self.audit is None else refusal_recorder(self.audit)
 
     async def aclose(self) -> None:
         await self.server.aclose()
@@ -115,6 +121,23 @@ async def start_web(
         store.close()
         raise
     return WebRuntime(server, store, audit)
+
+
+def refusal_recorder(audit: AuditLog) -> RefusalSink:
+    """A ``modbus.refused`` audit record per refusal the listener reports (already rate-limited).
+
+    ``emit``, not ``record``: the listener calls on the event loop that carries every Modbus
+    client, and a burst of refusals must not wait for the disk.
+    """
+
+    def record(*, client: str, listener: str, what: str, reason: str, suppressed: int) -> None:
+        details: dict[str, DetailValue] = {"refused": what, "reason": reason}
+        if suppressed:
+            details["suppressed"] = suppressed  # since the last record of this client and reason
+        audit.emit(AuditEvent.MODBUS_REFUSED, outcome=Outcome.FAILURE, user=None, source=client,
+                   interface=f"modbus:{listener}", details=details)  # fmt: skip
+
+    return record
 
 
 def _recovery_app() -> ASGIApp:

@@ -3,6 +3,9 @@
 Theory of operation:
 - A connection is admitted if its address is on the listener's allow-list and the connection
   limits (total, per client) leave room; otherwise it is closed at once and the refusal logged.
+- Refusals go to the ``RefusalSink`` the service gives (the audit log), or to the
+  ``panelhub.audit`` logger when there is none (the gateway alone), at most once per client
+  and reason per ``REFUSAL_LOG_INTERVAL_S`` with a count of those left out.
 - Each complete frame is checked against the listener's policy (function codes, unit IDs,
   read-only), then answered by the gateway itself (unit 255) or routed to a Bus. Exception 01
   for a refused request, 0x0A for no route, 0x06 for a full queue, 0x0B when the device fails;
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from panelhub.config.models import LOCAL_UNIT_ID, ListenerConfig
 from panelhub.errors import (
@@ -51,6 +54,18 @@ FRAME_TIMEOUT_S: Final = 2.0
 REFUSAL_LOG_INTERVAL_S: Final = 60.0
 
 
+class RefusalSink(Protocol):
+    """Where a listener reports a refused connection or request (the service: the audit log).
+
+    Called on the event loop: it must return at once and never raise.
+    """
+
+    def __call__(
+        self, *, client: str, listener: str, what: str, reason: str, suppressed: int
+    ) -> None:
+        """``suppressed``: refusals of this client for this reason not reported since the last."""
+
+
 def exception_code_for(error: ModbusError) -> int | None:
     """The exception an upstream client gets for ``error``; None means no answer at all."""
     if isinstance(error, RequestExpiredError):
@@ -72,8 +87,10 @@ class Listener:
         router: Router[Bus],
         local: LocalServer,
         request_ttl_s: float,
+        on_refusal: RefusalSink | None = None,
     ) -> None:
         self.config = config
+        self.on_refusal = on_refusal
         self.router = router
         self.local = local
         self.request_ttl_s = request_ttl_s
@@ -138,6 +155,11 @@ class Listener:
             self._refusals[(client, reason)] = (logged_at, suppressed + 1)
             return
         self._refusals[(client, reason)] = (now, 0)
+        if self.on_refusal is not None:
+            # The audit log writes its own ``panelhub.audit`` line once the record is stored.
+            self.on_refusal(client=client, listener=self.config.name, what=what, reason=reason,
+                            suppressed=suppressed)  # fmt: skip
+            return
         more = f" ({suppressed} more since the last report)" if suppressed else ""
         audit.warning("listener %s refused %s from %s: %s%s",
                       self.config.name, what, client, reason, more)  # fmt: skip
