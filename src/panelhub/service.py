@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -23,7 +24,7 @@ from panelhub.gateway.server import Listener, RefusalSink
 from panelhub.transport.bus import Bus, Link
 from panelhub.transport.serial import LineSettings, SerialLink
 from panelhub.transport.tcp import TCPLink
-from panelhub.web.context import BusStatus, GatewayStatus, ListenerStatus
+from panelhub.web.context import BusStatus, DeviceStatus, GatewayStatus, ListenerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,43 @@ class Gateway:
                 )
                 for name, bus in self.buses.items()
             ],
+            devices=self._devices(),
         )
+
+    def _devices(self) -> list[DeviceStatus]:
+        """Every address a route names or a request reached, by bus and address."""
+        unit_ids: dict[tuple[str, int], list[int]] = {}
+        for route in self.settings.routes:
+            address = route.unit_id if route.target_unit_id is None else route.target_unit_id
+            unit_ids.setdefault((route.bus, address), []).append(route.unit_id)
+        for name, bus in self.buses.items():
+            for address in bus.devices:
+                unit_ids.setdefault((name, address), [])
+        transparent = self.settings.gateway.default_bus
+        now = time.time()
+        devices = []
+        for (name, address), units in sorted(unit_ids.items()):
+            if name == transparent and address not in units:
+                units.append(address)
+            state = self.buses[name].devices.get(address)
+            devices.append(
+                DeviceStatus(
+                    bus=name,
+                    address=address,
+                    unit_ids=sorted(units),
+                    state="not asked yet"
+                    if state is None
+                    else "answering"
+                    if state.is_answering
+                    else "not answering",
+                    answered=0 if state is None else state.answered,
+                    failed=0 if state is None else state.failed,
+                    last_answer_age_s=None
+                    if state is None or not state.last_answer_at
+                    else round(now - state.last_answer_at, 1),
+                )
+            )
+        return devices
 
     def health(self) -> Health:
         """Nominal when every bus answers, out of order when none does, degraded between."""

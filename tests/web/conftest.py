@@ -15,7 +15,13 @@ from panelhub.security.passwords import PasswordHasher
 from panelhub.security.sessions import SessionStore
 from panelhub.service import Gateway, ServiceController
 from panelhub.web.app import create_app
-from panelhub.web.context import BusStatus, GatewayStatus, ListenerStatus, WebContext
+from panelhub.web.context import (
+    BusStatus,
+    DeviceStatus,
+    GatewayStatus,
+    ListenerStatus,
+    WebContext,
+)
 from tests.clock import Clock
 
 ORIGIN = "https://testserver"
@@ -29,6 +35,7 @@ class StaticGateway:
             health="nominal",
             listeners=[ListenerStatus("scada", "127.0.0.1:5020", 2, False)],
             buses=[BusStatus("rs485-1", "/dev/ttyS1", True, 10, 9, 0, 1, 0)],
+            devices=[DeviceStatus("rs485-1", 3, [3, 103], "not answering", 9, 1, 12.5)],
         )
 
 

@@ -205,3 +205,13 @@ def test_pages_carry_no_inline_script_or_style(web):
         assert "style=" not in html
         assert "<style" not in html
     assert "<script>" not in web.new_client().get("/login").text
+
+
+def test_home_page_shows_devices_answering_or_not(web):
+    web.login("admin", web.initial_password)
+    change_password(web, web.initial_password, NEW_PASSWORD)
+    page = web.client.get("/")
+    assert '<tr class="device-not-answering"><td>3, 103</td>' in page.text
+    assert "12.5 s ago" in page.text
+    devices = web.client.get("/api/status").json()["devices"]
+    assert devices[0]["state"] == "not answering"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,18 @@ class Link(Protocol):
 
 
 @dataclass(slots=True)
+class DeviceState:
+    """What one address on the bus did lately: the home page's "answering or not"."""
+
+    answered: int = 0
+    failed: int = 0
+    #: Whether the last transaction got an answer (a Modbus exception is an answer).
+    is_answering: bool = False
+    #: Wall-clock time of the last answer; 0 when there was none.
+    last_answer_at: float = 0.0
+
+
+@dataclass(slots=True)
 class BusStatistics:
     submitted: int = 0
     answered: int = 0
@@ -110,6 +123,8 @@ class Bus:
         self.name = name
         self.link = link
         self.stats = BusStatistics()
+        #: By address on the bus; at most 248 entries (unit IDs are one byte, 0 is broadcast).
+        self.devices: dict[int, DeviceState] = {}
         self._queue_size = queue_size
         self._retries = retries
         self._queues: tuple[deque[Transaction], deque[Transaction]] = (deque(), deque())
@@ -225,6 +240,17 @@ class Bus:
         )
 
     def _complete(self, transaction: Transaction, result: Result) -> None:
+        device = self.devices.get(transaction.unit_id)
+        if device is None and transaction.unit_id:
+            device = self.devices[transaction.unit_id] = DeviceState()
+        if device is not None:
+            if isinstance(result, TransportError):
+                device.failed += 1
+                device.is_answering = False
+            else:
+                device.answered += 1
+                device.is_answering = True
+                device.last_answer_at = time.time()
         if isinstance(result, TransportError):
             self._failures_in_row += 1
             if isinstance(result, ResponseTimeoutError):

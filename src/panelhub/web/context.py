@@ -40,10 +40,27 @@ class ListenerStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """One device behind the gateway: an address on a bus."""
+
+    bus: str
+    address: int
+    #: The unit IDs a SCADA uses to reach it (routes; on the transparent bus, the address).
+    unit_ids: Sequence[int]
+    #: "answering", "not answering", or "not asked yet".
+    state: str
+    answered: int
+    failed: int
+    #: Seconds since its last answer; None if it never answered.
+    last_answer_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayStatus:
     health: str
     listeners: Sequence[ListenerStatus]
     buses: Sequence[BusStatus]
+    devices: Sequence[DeviceStatus] = ()
 
 
 class GatewayView(Protocol):
