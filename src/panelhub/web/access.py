@@ -88,8 +88,15 @@ def is_same_origin(request: Request) -> bool:
 
     Browsers send ``Origin`` on every cross-site POST; a page elsewhere cannot forge it. Its
     absence (non-browser clients) is judged by the CSRF token alone.
+
+    Our ``Referrer-Policy: no-referrer`` makes browsers send ``Origin: null`` even on the
+    pages' own form posts; then ``Sec-Fetch-Site``, which no page can set, tells whether
+    the post came from this very origin (a page on another port of this host is
+    ``same-site``, not ``same-origin``).
     """
     origin = request.headers.get("origin")
+    if origin == "null":
+        return request.headers.get("sec-fetch-site") == "same-origin"
     if origin is None:
         referer = request.headers.get("referer")
         if referer is None:

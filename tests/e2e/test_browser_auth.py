@@ -1,0 +1,342 @@
+"""The vendor guide's security functionality verification, done in a real browser.
+
+Chromium (through Playwright) uses PanelHub's pages over HTTPS as a commissioning engineer
+would: web authentication (no password, wrong passwords, the 10-minute and 60-minute locks),
+web authorization (bookmarked pages in a private window, logout, the session cookie), the
+audit of the failed attempts, pages on another origin posting forms to the panel, and the
+Content-Security-Policy holding on every page. The test moves the panel's clock instead of
+waiting out the locks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import urllib.parse
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from panelhub.security.audit import AuditEvent, AuditRecord
+from panelhub.web.access import SESSION_COOKIE, Access, GuardedRoute
+from panelhub.web.app import routes
+from panelhub.web.routes.auth import LOGIN_COOKIE
+from tests.e2e.conftest import Console, Panel, Site
+
+NEW_PASSWORD = "Commission#2026"  # noqa: S105 - the engineer's own, chosen at first login
+WRONG_PASSWORDS = [f"Wrong#{n:02d}guess" for n in range(20)]
+WRONG_CREDENTIALS = "Wrong user name or password."
+MINUTE = 60.0
+
+
+def path_of(page: Page) -> str:
+    """The path and query the browser shows, without the origin."""
+    parts = urllib.parse.urlsplit(page.url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def submit_login(page: Page, name: str, password: str) -> None:
+    """Fill the login form shown and send it, as a user does, and wait for the answer."""
+    page.fill("#username", name)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.click("form[action='/login'] button[type=submit]")
+
+
+def log_in(page: Page, name: str, password: str) -> None:
+    page.goto("/login")
+    submit_login(page, name, password)
+
+
+def log_out(page: Page) -> None:
+    with page.expect_navigation():
+        page.click("form.logout button[type=submit]")
+    assert path_of(page) == "/login"
+
+
+def locked_until(panel: Panel, minutes: int) -> str:
+    until = dt.datetime.fromtimestamp(panel.clock.now + minutes * MINUTE, dt.UTC)
+    return f"This account is locked until {until:%Y-%m-%d %H:%M} UTC."
+
+
+def first_login(page: Page, panel: Panel) -> None:
+    """The initial password leads only to the change-password page; the change is made there."""
+    log_in(page, "admin", panel.initial_password)
+    assert path_of(page) == "/password"
+    expect(page.locator("#must-change")).to_be_visible()
+    page.goto("/")  # nothing else is reachable before the change
+    assert path_of(page) == "/password"
+    page.fill("#current", panel.initial_password)
+    page.fill("#new", NEW_PASSWORD)
+    page.fill("#confirm", NEW_PASSWORD)
+    with page.expect_navigation():
+        page.click("form[action='/password'] button[type=submit]")
+    assert path_of(page) == "/"
+    expect(page.locator("#health")).to_have_text("nominal")
+    expect(page.locator(".who")).to_have_text("admin (admin)")
+
+
+def expect_refused(page: Page, message: str) -> None:
+    assert path_of(page).startswith("/login")
+    expect(page.locator("#error")).to_have_text(message)
+    expect(page.locator("#health")).to_have_count(0)
+    assert not any(c["name"] == SESSION_COOKIE for c in page.context.cookies())
+
+
+def expect_home(page: Page) -> None:
+    assert path_of(page) == "/"
+    expect(page.locator("#health")).to_have_text("nominal")
+
+
+def audit_records(panel: Panel) -> list[AuditRecord]:
+    return panel.run(panel.audit.query(limit=1000))
+
+
+def lock_for_ten_minutes(page: Page, panel: Panel) -> str:
+    """Guide, web authentication 1 and 2: no password, then wrong ones, 10 in all."""
+    page.goto("/login")
+    expect(page.locator("#banner")).to_have_text("Authorised personnel only.")
+    submit_login(page, "admin", "")
+    expect_refused(page, WRONG_CREDENTIALS)
+    for password in WRONG_PASSWORDS[:8]:
+        submit_login(page, "admin", password)
+        expect_refused(page, WRONG_CREDENTIALS)
+    expected = locked_until(panel, 10)
+    submit_login(page, "admin", WRONG_PASSWORDS[8])  # the 10th failure
+    expect_refused(page, expected)
+    submit_login(page, "admin", NEW_PASSWORD)  # the right password, refused the same way
+    expect_refused(page, expected)
+    return expected
+
+
+def test_ten_failed_logins_lock_the_account_for_ten_minutes(page: Page, panel: Panel):
+    first_login(page, panel)
+    log_out(page)
+    expected = lock_for_ten_minutes(page, panel)
+    panel.advance(10 * MINUTE - 1)
+    submit_login(page, "admin", NEW_PASSWORD)
+    expect_refused(page, expected)
+    panel.advance(1)
+    submit_login(page, "admin", NEW_PASSWORD)
+    expect_home(page)
+
+
+def test_five_more_failures_after_the_first_lock_lock_it_for_an_hour(page: Page, panel: Panel):
+    first_login(page, panel)
+    log_out(page)
+    lock_for_ten_minutes(page, panel)
+    panel.advance(10 * MINUTE)
+    expected = locked_until(panel, 60)
+    for n, password in enumerate(WRONG_PASSWORDS[9:14], start=1):
+        submit_login(page, "admin", password)
+        expect_refused(page, expected if n == 5 else WRONG_CREDENTIALS)
+    submit_login(page, "admin", NEW_PASSWORD)
+    expect_refused(page, expected)
+    panel.advance(59 * MINUTE)
+    submit_login(page, "admin", NEW_PASSWORD)
+    expect_refused(page, expected)
+    panel.advance(1 * MINUTE)
+    submit_login(page, "admin", NEW_PASSWORD)
+    expect_home(page)
+
+
+def test_failed_attempts_are_in_the_audit_log_without_the_passwords(page: Page, panel: Panel):
+    first_login(page, panel)
+    log_out(page)
+    lock_for_ten_minutes(page, panel)
+    records = audit_records(panel)
+    failed = [r for r in records if r.event == AuditEvent.LOGIN_FAILED]
+    locked = [r for r in records if r.event == AuditEvent.LOGIN_LOCKED]
+    assert len(failed) == 9  # the empty password and 8 wrong ones
+    assert len(locked) == 2  # the 10th failure, and the right password while locked
+    for record in failed + locked:
+        assert (record.user, record.source, record.outcome) == ("admin", "127.0.0.1", "failure")
+        assert record.interface == "web"
+    written = json.dumps([[r.event, r.user, r.source, dict(r.details)] for r in records])
+    for secret in [NEW_PASSWORD, panel.initial_password, *WRONG_PASSWORDS[:9]]:
+        assert secret not in written
+
+
+def protected_pages() -> list[str]:
+    """Every page in the route table a browser can bookmark: each needs a login."""
+    return [
+        route.path
+        for route in routes()
+        if isinstance(route, GuardedRoute)
+        and not route.is_api
+        and route.access is not Access.PUBLIC
+        and "GET" in (route.methods or ())
+        and "{" not in route.path
+    ]
+
+
+def open_bookmark(page: Page, path: str) -> None:
+    """As a logged-in user: a page is shown, a download (a log export) is answered."""
+    answer = page.request.get(path, max_redirects=0)
+    assert answer.status == 200, (path, answer.status)
+    if answer.headers["content-type"].startswith("text/html"):
+        page.goto(path)
+        assert path_of(page) == path
+
+
+def test_bookmarked_pages_need_a_login_in_a_private_window(
+    page: Page, panel: Panel, new_context: Callable[[], BrowserContext]
+):
+    first_login(page, panel)
+    bookmarks = protected_pages()
+    assert "/" in bookmarks
+    for bookmark in bookmarks:
+        open_bookmark(page, bookmark)
+    private = new_context().new_page()
+    for bookmark in bookmarks:
+        private.goto(bookmark)
+        assert path_of(private).startswith("/login")
+        expect(private.locator("#username")).to_be_visible()
+        expect(private.locator(".who")).to_have_count(0)
+        expect(private.locator("#health")).to_have_count(0)
+
+
+def test_after_logout_back_and_bookmarks_show_the_login_page(page: Page, panel: Panel):
+    first_login(page, panel)
+    page.goto("/password")
+    page.goto("/")
+    log_out(page)
+    page.go_back()  # to the home page the user saw before logging out
+    assert path_of(page) == "/login"
+    expect(page.locator("#health")).to_have_count(0)
+    for bookmark in protected_pages():
+        page.goto(bookmark)
+        assert path_of(page).startswith("/login")
+        expect(page.locator(".who")).to_have_count(0)
+
+
+def test_session_cookie_is_host_only_secure_httponly_and_strict(page: Page, panel: Panel):
+    first_login(page, panel)
+    cookies = [c for c in page.context.cookies() if c["name"].startswith("__Host-")]
+    assert [c["name"] for c in cookies] == [SESSION_COOKIE]
+    cookie = cookies[0]
+    assert cookie["domain"] == "127.0.0.1"  # host-only: no Domain attribute
+    assert cookie["path"] == "/"
+    assert cookie["secure"] is True
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["expires"] == -1  # gone when the browser closes
+    assert "panelhub" not in page.evaluate("document.cookie")  # scripts cannot read it
+
+
+def auto_submit(action: str, fields: dict[str, str], referrer_policy: str) -> str:
+    """An attacker's page: a form to ``action`` that sends itself as soon as it loads.
+
+    With ``no-referrer`` the browser sends ``Origin: null``, hiding where the post comes from.
+    """
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+        for name, value in fields.items()
+    )
+    return (
+        f'<!doctype html><html><head><meta name="referrer" content="{referrer_policy}"></head>'
+        "<body><h1>Cute cats</h1>"
+        f'<form method="post" action="{html.escape(action)}">{inputs}</form>'
+        "<script>document.forms[0].submit()</script></body></html>"
+    )
+
+
+#: 127.0.0.1 on another port is the same site, so the browser sends the SameSite=Strict cookie
+#: and PanelHub's own origin and token checks must refuse (403). 127.0.0.2 is another site:
+#: the browser does not send the cookie, and the panel sees no session at all.
+ATTACKER_HOSTS = [("127.0.0.1", 403), ("127.0.0.2", 303)]
+REFERRER_POLICIES = ["strict-origin-when-cross-origin", "no-referrer"]
+
+
+def open_attack(page: Page, site: Site, name: str, target: str) -> int:
+    """Load the attacker's page; return the status PanelHub answered its form post with."""
+    with page.expect_response(lambda r: r.request.method == "POST" and target in r.url) as info:
+        page.goto(f"{site.url}/{name}")
+    return info.value.status
+
+
+@pytest.mark.parametrize(("host", "status"), ATTACKER_HOSTS)
+def test_forms_posted_from_another_origin_change_nothing(
+    page: Page,
+    panel: Panel,
+    other_site: Callable[[str], Site],
+    new_context: Callable[[], BrowserContext],
+    host: str,
+    status: int,
+):
+    first_login(page, panel)
+    session = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
+    site = other_site(host)
+    evil = "Attacker#2026x"
+    # The attacker even knows the current password; only the form token is out of reach.
+    for policy in REFERRER_POLICIES:
+        site.pages[f"password-{policy}"] = auto_submit(
+            f"{panel.url}/password",
+            {"current": NEW_PASSWORD, "new": evil, "confirm": evil, "csrf_token": "guessed"},
+            policy,
+        )
+        site.pages[f"logout-{policy}"] = auto_submit(
+            f"{panel.url}/logout", {"csrf_token": "guessed"}, policy
+        )
+        assert open_attack(page, site, f"password-{policy}", "/password") == status
+        assert open_attack(page, site, f"logout-{policy}", "/logout") == status
+    # Still logged in with the same session, on the same password.
+    page.goto(f"{panel.url}/")
+    expect_home(page)
+    cookies = page.context.cookies()
+    assert next(c["value"] for c in cookies if c["name"] == SESSION_COOKIE) == session
+    events = [r.event for r in audit_records(panel)]
+    assert events.count(AuditEvent.PASSWORD_CHANGED) == 1  # the first login's change only
+    assert AuditEvent.LOGOUT not in events
+    other = new_context().new_page()
+    log_in(other, "admin", evil)
+    expect_refused(other, WRONG_CREDENTIALS)
+    log_in(other, "admin", NEW_PASSWORD)
+    expect_home(other)
+
+
+@pytest.mark.parametrize("host", [host for host, _ in ATTACKER_HOSTS])
+def test_a_login_form_posted_from_another_origin_does_not_log_the_browser_in(
+    page: Page,
+    panel: Panel,
+    other_site: Callable[[str], Site],
+    host: str,
+):
+    site = other_site(host)
+    # Login CSRF: the attacker logs the victim into an account the attacker controls.
+    fields = {"username": "admin", "password": panel.initial_password, "next": "/"}
+    page.goto(f"{panel.url}/login")  # the victim once opened the login page: it set its cookie
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == LOGIN_COOKIE)
+    for policy in REFERRER_POLICIES:
+        # Even with the form token right (a page on another port of this host can set the
+        # cookie), the origin gives the post away.
+        for guess in ["guessed", token]:
+            name = f"login-{policy}-{len(guess)}"
+            site.pages[name] = auto_submit(
+                f"{panel.url}/login", {**fields, "csrf_token": guess}, policy
+            )
+            assert open_attack(page, site, name, "/login") == 403  # "the form expired"
+    assert not any(c["name"] == SESSION_COOKIE for c in page.context.cookies())
+    page.goto(f"{panel.url}/password")
+    assert path_of(page).startswith("/login")
+    assert AuditEvent.LOGIN_OK not in [r.event for r in audit_records(panel)]
+
+
+def test_pages_load_without_content_security_policy_violations(
+    page: Page, panel: Panel, console: Console
+):
+    page.goto("/login")
+    first_login(page, panel)  # login page, change-password page, home page
+    page.goto("/password")
+    for bookmark in protected_pages():
+        open_bookmark(page, bookmark)
+    log_out(page)
+    assert console.csp_violations() == []
+    # The watch sees violations: an inline style, which the policy forbids, is reported.
+    with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
+        page.evaluate(
+            "document.head.appendChild(document.createElement('style')).textContent = 'p{}'"
+        )
+    assert console.csp_violations() != []
