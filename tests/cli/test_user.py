@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +172,17 @@ async def test_reset_password_recovers_a_damaged_store_and_no_old_password_works
         recovered.close()
     code, out, _ = await panelhub("audit", "verify", "--data-dir", str(tmp_path))
     assert (code, out) == (0, "audit log OK: 1 records\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+async def test_a_store_recovered_by_root_belongs_to_the_services_user(tmp_path):
+    AccountStore.open(tmp_path, FAST).store.close()
+    service_user = 65534  # nobody: stands in for the service's dynamic user
+    for path in (tmp_path, *tmp_path.iterdir()):
+        os.chown(path, service_user, service_user)
+    (tmp_path / "state.sqlite").unlink()
+    code, _, err = await panelhub("user", "reset-password", "admin", "--data-dir", str(tmp_path))
+    assert code == 0, err
+    owners = {path.name: path.stat().st_uid for path in tmp_path.iterdir()}
+    assert owners["state.sqlite"] == service_user
+    assert set(owners.values()) == {service_user}

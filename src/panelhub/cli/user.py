@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Final
@@ -68,6 +69,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _keep_owner(data_dir: Path) -> None:
+    """Give files made by root at the console to the service's user: the directory's owner.
+
+    The packaged service runs as its own (dynamic) user; a store that ``sudo panelhub user
+    reset-password`` created as root would be unreadable to it, and logins would stay off.
+    """
+    if os.geteuid() != 0:
+        return
+    owner = data_dir.stat()
+    for path in data_dir.iterdir():
+        if not (path.name.startswith(STATE_FILE) or path.name == PROVISIONED_MARKER):
+            continue
+        found = path.lstat()
+        if (found.st_uid, found.st_gid) != (owner.st_uid, owner.st_gid):
+            os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
+
+
 def _console_user() -> str:
     try:
         return getpass.getuser() or CONSOLE_USER
@@ -95,6 +113,7 @@ def cmd_unlock(args: argparse.Namespace) -> ExitCode:
         _audit(db, AuditEvent.ACCOUNT_UNLOCKED, args.name)
     finally:
         store.close()
+        _keep_owner(data_dir)
     print(f"{args.name}: unlocked; the next login with the right password gets in")
     return ExitCode.OK
 
@@ -130,6 +149,7 @@ def cmd_reset_password(args: argparse.Namespace) -> ExitCode:
                recovered=is_recovered)  # fmt: skip
     finally:
         store.close()
+        _keep_owner(data_dir)
     if args.name == ADMIN_NAME:
         forget_initial_password(data_dir)  # it no longer holds a working password
     print(f"New password for {args.name!r}, shown once; it must be changed at the first login:")

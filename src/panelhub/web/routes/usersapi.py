@@ -102,11 +102,13 @@ def _change_of(body: dict[str, object]) -> tuple[Role | None, bool | None]:
 
 
 async def list_users(request: Request) -> Response:
+    """Every account, with its lock and its number of live sessions."""
     users = await _administration(request).users()
     return JSONResponse({"users": [user.as_json() for user in users]})
 
 
 async def create_user(request: Request) -> Response:
+    """Create an account; the answer holds its initial password, shown only there."""
     try:
         body = await _body(request, frozenset({"name", "role"}))
         name = _text(body.get("name"), "name")
@@ -118,6 +120,7 @@ async def create_user(request: Request) -> Response:
 
 
 async def get_user(request: Request) -> Response:
+    """One account."""
     try:
         user = await _administration(request).user(request.path_params["name"])
     except AccountRefusedError as exc:
@@ -126,6 +129,7 @@ async def get_user(request: Request) -> Response:
 
 
 async def change_user(request: Request) -> Response:
+    """Set an account's role and/or enabled state; its sessions follow at once."""
     try:
         body = await _body(request, frozenset({"role", "enabled"}))
         role, enabled = _change_of(body)
@@ -138,6 +142,7 @@ async def change_user(request: Request) -> Response:
 
 
 async def unlock_user(request: Request) -> Response:
+    """End an account's login lock."""
     try:
         user = await _administration(request).unlock(request.path_params["name"])
     except AccountRefusedError as exc:
@@ -146,6 +151,7 @@ async def unlock_user(request: Request) -> Response:
 
 
 async def reset_password(request: Request) -> Response:
+    """Give an account a new random password, to be changed at its next login."""
     try:
         reset = await _administration(request).reset_password(request.path_params["name"])
     except AccountRefusedError as exc:
@@ -154,6 +160,7 @@ async def reset_password(request: Request) -> Response:
 
 
 async def end_sessions(request: Request) -> Response:
+    """End every session of an account (the caller's own current one stays)."""
     administration = _administration(request)
     name = request.path_params["name"]
     try:
