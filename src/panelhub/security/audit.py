@@ -10,9 +10,10 @@ Theory of operation:
   as the next record, and an ``audit.rolled_off`` record says how many and which ids. A full
   store never fails a caller.
 - No secrets and no injection: detail keys that look like secrets are refused (a caller's
-  mistake fails its tests), a name typed at a failed login is kept only as a hash prefix
-  (``unknown_user_label``), details are stored as JSON, exports neutralise spreadsheet
-  formulas, and the ``panelhub.audit`` log line quotes every text it carries.
+  mistake fails its tests), a name typed at a failed login is kept only as a keyed hash
+  prefix (``label_unknown_user``, the key in ``auditkey``), details are stored as JSON,
+  exports neutralise spreadsheet formulas, and the ``panelhub.audit`` log line quotes every
+  text it carries.
 - Every record also goes to the ``panelhub.audit`` logger once committed: a copy outside the
   database, which is what shows a chain rewritten by someone who could write the file.
 
@@ -26,6 +27,7 @@ import contextlib
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -42,6 +44,7 @@ from typing import Any, Final, TypeAlias
 from panelhub.errors import StateStoreError
 from panelhub.security import auditchain
 from panelhub.security.auditchain import ChainBroken, ChainIntact, Fields, Row, VerifyResult
+from panelhub.security.auditkey import load_or_create_key
 from panelhub.storage.db import Database, transaction
 
 __all__ = [
@@ -89,7 +92,7 @@ MAX_DETAILS: Final = 16
 DETAIL_KEY: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: Substrings of detail keys refused outright: audit records never hold secrets.
 SECRET_WORDS: Final = ("password", "secret", "token", "session", "key")
-#: Hex digits of SHA-256 kept for an unknown login name: enough to tell attempts apart.
+#: Hex digits of HMAC-SHA256 kept for an unknown login name: enough to tell attempts apart.
 UNKNOWN_USER_HEX: Final = 12
 DEFAULT_QUERY_LIMIT: Final = 100
 #: One page of the logs page at most; exports stream instead.
@@ -193,14 +196,15 @@ class AuditFilter:
         }
 
 
-def unknown_user_label(typed_name: str) -> str:
+def unknown_user_label(typed_name: str, key: bytes) -> str:
     """How a failed login with an unknown name is recorded: never the text itself.
 
     People type their password into the name field; the label lets repeated attempts be
-    told apart without storing what was typed.
+    told apart without storing what was typed, and without ``key`` (``auditkey``) it cannot
+    be turned back into the text by trying candidates.
     """
     typed = typed_name.encode("utf-8", "surrogatepass")
-    return "unknown#" + hashlib.sha256(typed).hexdigest()[:UNKNOWN_USER_HEX]
+    return "unknown#" + hmac.new(key, typed, hashlib.sha256).hexdigest()[:UNKNOWN_USER_HEX]
 
 
 def format_time(moment: dt.datetime) -> str:
@@ -302,6 +306,23 @@ class AuditLog:
         self._lock = threading.Lock()  # emit runs on the caller's thread, its callback on ours
         self._pending = 0
         self._dropped = 0
+        self._label_key: bytes | None = None
+
+    def label_unknown_user(self, typed_name: str) -> str:
+        """``unknown_user_label`` with this installation's key, next to the database.
+
+        The key is read (or made) on the first call: a few bytes from the data directory,
+        once, on the caller's thread.
+
+        Raises:
+            StateStoreError: the key file cannot be read, written, or is damaged.
+
+        """
+        with self._lock:
+            if self._label_key is None:
+                self._label_key = load_or_create_key(self._db.path.parent)
+            key = self._label_key
+        return unknown_user_label(typed_name, key)
 
     async def record(
         self,

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from panelhub.errors import AccountError, WeakPasswordError
 from panelhub.security.accounts import ADMIN_NAME, LoginOutcome, forget_initial_password
-from panelhub.security.audit import AuditEvent, Outcome, unknown_user_label
+from panelhub.security.audit import AuditEvent, Outcome
 from panelhub.security.passwords import PasswordPolicy
 from panelhub.web.access import (
     CSRF_FIELD,
@@ -106,7 +106,7 @@ async def login(request: Request) -> Response:
         limited.headers["Retry-After"] = str(int(context.rate_limiter.retry_after(source, now)) + 1)
         return limited
     result = await context.accounts.authenticate(username, password)
-    user = username if result.is_known_name else unknown_user_label(username)
+    user = username if result.is_known_name else context.audit.label_unknown_user(username)
     if result.outcome is LoginOutcome.OK and result.account is not None:
         account = result.account
         session_id, session = context.sessions.create(
