@@ -29,6 +29,7 @@ from panelhub.security.passwords import PasswordHasher, PasswordPolicy
 from panelhub.security.sessions import SessionStore
 from panelhub.transport.tls import server_context
 from panelhub.web.app import create_app
+from panelhub.web.certificate import ServedCertificate
 from panelhub.web.context import GatewayView, ServiceControl, WebContext
 from panelhub.web.middleware import SecurityHeadersMiddleware
 from panelhub.web.server import WebServer
@@ -77,11 +78,8 @@ async def start_web(
     web = settings.web
     data_dir = settings.data_dir
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    certificate = ensure_certificate(
-        data_dir / "tls",
-        host_names=[socket.gethostname(), *web.certificate_names],
-        addresses=[web.host],
-    )
+    host_names = [socket.gethostname(), *web.certificate_names]
+    certificate = ensure_certificate(data_dir / "tls", host_names=host_names, addresses=[web.host])
     tls = server_context(certificate.cert_path, certificate.key_path)
     try:
         provisioning = AccountStore.open(
@@ -113,6 +111,11 @@ async def start_web(
         data_dir=data_dir,
         login_banner=web.login_banner,
         send_hsts=certificate.is_owner_installed,
+        # The same context the server presents: a certificate installed in the pages is
+        # served on new connections without a restart.
+        certificate=ServedCertificate(
+            data_dir / "tls", host_names=host_names, addresses=[web.host], tls=tls
+        ),
     )
     server = WebServer(create_app(context), host=web.host, port=web.port, tls=tls)
     try:

@@ -121,6 +121,7 @@ _FILTERED = (
     "FROM audit_record WHERE (:since IS NULL OR time >= :since) "
     "AND (:until IS NULL OR time < :until) AND (:event IS NULL OR event = :event) "
     "AND (:user IS NULL OR user_name = :user) AND (:outcome IS NULL OR outcome = :outcome) "
+    "AND (:source IS NULL OR source = :source) "
 )
 _NEWEST_FIRST = _FILTERED + "AND id < :bound ORDER BY id DESC LIMIT :limit"
 _OLDEST_FIRST = _FILTERED + "AND id > :bound AND id <= :upto ORDER BY id LIMIT :limit"
@@ -151,6 +152,7 @@ class AuditEvent(StrEnum):
     MODBUS_REFUSED = "modbus.refused"
     AUDIT_ROLLED_OFF = auditchain.ROLLED_OFF_EVENT
     AUDIT_DROPPED = "audit.dropped"  # emit's queue was full
+    AUDIT_EXPORTED = "audit.exported"  # a download of the log: who took a copy, and of what
 
 
 class Outcome(StrEnum):
@@ -185,6 +187,8 @@ class AuditFilter:
     event: AuditEvent | None = None
     user: str | None = None
     outcome: Outcome | None = None
+    #: The client address exactly as recorded.
+    source: str | None = None
 
     def parameters(self) -> dict[str, str | None]:
         return {
@@ -193,6 +197,7 @@ class AuditFilter:
             "event": self.event,
             "user": self.user,
             "outcome": self.outcome,
+            "source": self.source,
         }
 
 

@@ -128,6 +128,7 @@ def _guard(endpoint: Endpoint, access: Access, *, is_api: bool) -> Endpoint:
         return await endpoint(request)
 
     guarded.__name__ = getattr(endpoint, "__name__", "endpoint")
+    guarded.__doc__ = endpoint.__doc__  # the OpenAPI document's summaries come from it
     return guarded
 
 

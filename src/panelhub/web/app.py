@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from panelhub.web.access import Access, api, page
 from panelhub.web.context import WebContext
 from panelhub.web.middleware import SecurityHeadersMiddleware
-from panelhub.web.routes import auth, home, settings, users, usersapi
+from panelhub.web.routes import auth, home, logs, maintenance, openapi, settings, users, usersapi
 
 
 def routes() -> list[BaseRoute]:
@@ -34,6 +34,9 @@ def routes() -> list[BaseRoute]:
         *settings.routes(),
         *users.routes(),
         *usersapi.routes(),
+        *logs.routes(),
+        *maintenance.routes(),
+        *openapi.routes(),
         Mount("/static", StaticFiles(packages=[("panelhub.web", "static")]), name="static"),
     ]
 
@@ -50,7 +53,8 @@ async def _server_error(_request: Request, _exc: Exception) -> Response:
 def create_app(context: WebContext) -> Starlette:
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(SecurityHeadersMiddleware, send_hsts=context.send_hsts)],
+        # Asked per response: installing or reverting a certificate turns HSTS on or off.
+        middleware=[Middleware(SecurityHeadersMiddleware, send_hsts=lambda: context.send_hsts)],
         exception_handlers={404: _not_found, 500: _server_error},
     )
     app.state.context = context

@@ -17,6 +17,7 @@ from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditLog
 from panelhub.security.lockout import AddressRateLimiter
 from panelhub.security.sessions import SessionStore
+from panelhub.web.certificate import ServedCertificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +101,8 @@ class WebContext:
     #: one it would lock browsers out of the panel after a certificate change.
     send_hsts: bool = False
     clock: Callable[[], float] = field(default=time.time)
+    #: The HTTPS certificate the maintenance page shows and changes; ``None`` when this app
+    #: is not behind PanelHub's own TLS server.
+    certificate: ServedCertificate | None = None
+    #: ``time.monotonic()`` when the pages started: the uptime the maintenance page shows.
+    started_at: float = field(default_factory=time.monotonic)

@@ -6,6 +6,7 @@ only, so streamed downloads stay streamed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from starlette.datastructures import MutableHeaders
@@ -23,7 +24,12 @@ REFUSED_METHODS: Final = frozenset({"TRACE", "TRACK", "CONNECT"})
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, send_hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, send_hsts: bool | Callable[[], bool] = False) -> None:
+        """Add the headers; ``send_hsts`` may be a callable, asked per response.
+
+        A callable because the certificate can change while the server runs (an owner
+        installs one, or goes back to self-signed), and HSTS follows it.
+        """
         self.app = app
         self.send_hsts = send_hsts
 
@@ -49,7 +55,7 @@ class SecurityHeadersMiddleware:
                 # Pages show live state and personal data: never from a cache. Static files
                 # are public and versioned with the package.
                 headers["Cache-Control"] = "no-cache" if is_static else "no-store"
-                if self.send_hsts:
+                if self.send_hsts() if callable(self.send_hsts) else self.send_hsts:
                     headers["Strict-Transport-Security"] = HSTS
                 if "server" in headers:
                     del headers["server"]
