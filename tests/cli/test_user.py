@@ -9,16 +9,21 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import re
+import signal
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from panelhub.errors import StateStoreError
 from panelhub.security.accounts import AccountStore, LoginOutcome, Role
 from panelhub.security.audit import AuditEvent, AuditFilter, AuditLog
 from panelhub.security.passwords import PasswordHasher
+from tests.cli.test_cli import free_port
 
 KNOWN_PASSWORD = "Switchboard-Room7"  # noqa: S105 - a test password
 #: Quick hashes for the accounts this test makes; the command hashes with the product's own.
@@ -186,3 +191,73 @@ async def test_a_store_recovered_by_root_belongs_to_the_services_user(tmp_path):
     owners = {path.name: path.stat().st_uid for path in tmp_path.iterdir()}
     assert owners["state.sqlite"] == service_user
     assert set(owners.values()) == {service_user}
+
+
+SERVICE_CONFIG = """
+data_dir = "{data_dir}"
+[web]
+port = {web_port}
+"""
+
+
+async def web_login(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
+    client.cookies.clear()  # each attempt as a browser without a session
+    form = await client.get("/login")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert match is not None, (form.status_code, form.text)
+    return await client.post(
+        "/login",
+        data={"username": name, "password": password, "csrf_token": match.group(1), "next": "/"},
+        headers={"origin": str(client.base_url).rstrip("/")},
+    )
+
+
+async def pages_up(cafile: Path, web_port: int) -> ssl.SSLContext:
+    """Wait until the service made its certificate and serves the pages; its TLS context."""
+    async with asyncio.timeout(10):
+        while True:  # bounded by the timeout
+            try:
+                tls = ssl.create_default_context(cafile=cafile)
+                async with httpx.AsyncClient(verify=tls) as probe:
+                    await probe.get(f"https://127.0.0.1:{web_port}/healthz")
+            except (FileNotFoundError, ssl.SSLError, httpx.ConnectError):
+                await asyncio.sleep(0.1)
+            else:
+                return tls
+
+
+async def test_console_commands_work_while_the_service_runs(tmp_path):
+    web_port = free_port()
+    config = tmp_path / "panelhub.toml"
+    config.write_text(SERVICE_CONFIG.format(data_dir=tmp_path / "data", web_port=web_port))
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "panelhub", "run", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        tls = await pages_up(tmp_path / "data" / "tls" / "cert.pem", web_port)
+        client = httpx.AsyncClient(base_url=f"https://127.0.0.1:{web_port}", verify=tls)
+        async with client:
+            initial = (tmp_path / "data" / "initial-admin-password").read_text().strip()
+            for _ in range(10):
+                await web_login(client, "admin", "wrong guess")
+            locked = await web_login(client, "admin", initial)
+            assert "locked until" in locked.text
+            code, _, err = await panelhub("user", "unlock", "admin", "--config", str(config))
+            assert code == 0, err
+            unlocked = await web_login(client, "admin", initial)
+            assert (unlocked.status_code, unlocked.headers["location"]) == (303, "/password")
+            code, out, err = await panelhub("user", "reset-password", "admin", "--config",
+                                            str(config))  # fmt: skip
+            assert code == 0, err
+            new = password_printed(out)
+            assert (await web_login(client, "admin", initial)).status_code == 401
+            again = await web_login(client, "admin", new)
+            assert (again.status_code, again.headers["location"]) == (303, "/password")
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, service_err = await service.communicate()
+    assert service.returncode == 0, service_err.decode()
+    assert new not in service_err.decode()
+    code, out, _ = await panelhub("audit", "verify", "--data-dir", str(tmp_path / "data"))
+    assert code == 0, out
