@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -280,7 +281,7 @@ def test_ending_a_users_sessions_logs_out_every_browser_of_theirs(web, admin):
 
 
 def test_api_errors_are_json_with_a_code(web, admin):
-    def error(response):
+    def error(response: httpx.Response) -> tuple[int, str]:
         return response.status_code, response.json()["error"]
 
     assert error(call(web, admin, "GET", "/api/users/nobody")) == (404, "not_found")
