@@ -10,8 +10,10 @@ waiting out the locks.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import html
+import io
 import json
 import urllib.parse
 from collections.abc import Callable
@@ -142,21 +144,36 @@ def test_five_more_failures_after_the_first_lock_lock_it_for_an_hour(page: Page,
     expect_home(page)
 
 
-def test_failed_attempts_are_in_the_audit_log_without_the_passwords(page: Page, panel: Panel):
+def download(page: Page, link: str) -> str:
+    """Click a download link as the user does; the file's text as the browser saved it."""
+    with page.expect_download() as info:
+        page.click(link)
+    saved = info.value.path()
+    return saved.read_text(encoding="utf-8")
+
+
+def test_failed_attempts_are_in_the_logs_downloaded_from_the_logs_page(page: Page, panel: Panel):
+    """Guide, audit: after the authentication tests, the Logs page's downloads show them."""
     first_login(page, panel)
     log_out(page)
     lock_for_ten_minutes(page, panel)
-    records = audit_records(panel)
-    failed = [r for r in records if r.event == AuditEvent.LOGIN_FAILED]
-    locked = [r for r in records if r.event == AuditEvent.LOGIN_LOCKED]
-    assert len(failed) == 9  # the empty password and 8 wrong ones
-    assert len(locked) == 2  # the 10th failure, and the right password while locked
-    for record in failed + locked:
-        assert (record.user, record.source, record.outcome) == ("admin", "127.0.0.1", "failure")
-        assert record.interface == "web"
-    written = json.dumps([[r.event, r.user, r.source, dict(r.details)] for r in records])
-    for secret in [NEW_PASSWORD, panel.initial_password, *WRONG_PASSWORDS[:9]]:
-        assert secret not in written
+    panel.advance(10 * MINUTE)
+    submit_login(page, "admin", NEW_PASSWORD)
+    with page.expect_navigation():
+        page.click("nav a[href='/logs']")
+    expect(page.locator("#records")).to_contain_text("login.failed")
+    rows = list(csv.DictReader(io.StringIO(download(page, "#download-csv"))))
+    items = json.loads(download(page, "#download-json"))
+    for records in [rows, items]:
+        failures = [
+            (r["user"], r["source"], r["outcome"], r["interface"])
+            for r in records
+            if r["event"] in {AuditEvent.LOGIN_FAILED, AuditEvent.LOGIN_LOCKED}
+        ]
+        assert failures == [("admin", "127.0.0.1", "failure", "web")] * 11
+    for text in [json.dumps(rows), json.dumps(items)]:
+        for secret in [NEW_PASSWORD, panel.initial_password, *WRONG_PASSWORDS[:9]]:
+            assert secret not in text
 
 
 def protected_pages() -> list[str]:
@@ -226,7 +243,7 @@ def test_session_cookie_is_host_only_secure_httponly_and_strict(page: Page, pane
     assert "panelhub" not in page.evaluate("document.cookie")  # scripts cannot read it
 
 
-def auto_submit(action: str, fields: dict[str, str], referrer_policy: str) -> str:
+def auto_submit(action: str, fields: dict[str, str], referrer_policy: str, enctype: str) -> str:
     """An attacker's page: a form to ``action`` that sends itself as soon as it loads.
 
     With ``no-referrer`` the browser sends ``Origin: null``, hiding where the post comes from.
@@ -238,51 +255,59 @@ def auto_submit(action: str, fields: dict[str, str], referrer_policy: str) -> st
     return (
         f'<!doctype html><html><head><meta name="referrer" content="{referrer_policy}"></head>'
         "<body><h1>Cute cats</h1>"
-        f'<form method="post" action="{html.escape(action)}">{inputs}</form>'
+        f'<form method="post" action="{html.escape(action)}" enctype="{enctype}">{inputs}</form>'
         "<script>document.forms[0].submit()</script></body></html>"
     )
 
 
+FORM = "application/x-www-form-urlencoded"
+#: A form cannot send application/json, but text/plain can carry a JSON body.
+JSON_IN_TEXT = "text/plain"
+EVIL_PASSWORD = "Attacker#2026x"  # noqa: S105 - what the attacker wants to set
+#: What a page elsewhere posts: (path, fields, encoding). The attacker even knows the
+#: current password; only the session's form token is out of reach.
+ATTACKS = [
+    ("/password", {"current": NEW_PASSWORD, "new": EVIL_PASSWORD, "confirm": EVIL_PASSWORD,
+                   "csrf_token": "guessed"}, FORM),
+    ("/logout", {"csrf_token": "guessed"}, FORM),
+    ("/users", {"name": "intruder", "role": "admin", "csrf_token": "guessed"}, FORM),
+    ("/api/users", {'{"name": "intruder", "role": "admin", "x": "': '"}'}, JSON_IN_TEXT),
+]  # fmt: skip
 #: 127.0.0.1 on another port is the same site, so the browser sends the SameSite=Strict cookie
 #: and PanelHub's own origin and token checks must refuse (403). 127.0.0.2 is another site:
-#: the browser does not send the cookie, and the panel sees no session at all.
-ATTACKER_HOSTS = [("127.0.0.1", 403), ("127.0.0.2", 303)]
+#: the browser does not send the cookie, and the panel sees no session at all (a page goes
+#: to the login page, the API answers 401).
+ATTACKER_HOSTS = [("127.0.0.1", 403, 403), ("127.0.0.2", 303, 401)]
 REFERRER_POLICIES = ["strict-origin-when-cross-origin", "no-referrer"]
 
 
 def open_attack(page: Page, site: Site, name: str, target: str) -> int:
     """Load the attacker's page; return the status PanelHub answered its form post with."""
-    with page.expect_response(lambda r: r.request.method == "POST" and target in r.url) as info:
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url == target) as info:
         page.goto(f"{site.url}/{name}")
     return info.value.status
 
 
-@pytest.mark.parametrize(("host", "status"), ATTACKER_HOSTS)
+@pytest.mark.parametrize(("host", "page_status", "api_status"), ATTACKER_HOSTS)
 def test_forms_posted_from_another_origin_change_nothing(
     page: Page,
     panel: Panel,
     other_site: Callable[[str], Site],
     new_context: Callable[[], BrowserContext],
     host: str,
-    status: int,
+    page_status: int,
+    api_status: int,
 ):
     first_login(page, panel)
     session = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
     site = other_site(host)
-    evil = "Attacker#2026x"
-    # The attacker even knows the current password; only the form token is out of reach.
     for policy in REFERRER_POLICIES:
-        site.pages[f"password-{policy}"] = auto_submit(
-            f"{panel.url}/password",
-            {"current": NEW_PASSWORD, "new": evil, "confirm": evil, "csrf_token": "guessed"},
-            policy,
-        )
-        site.pages[f"logout-{policy}"] = auto_submit(
-            f"{panel.url}/logout", {"csrf_token": "guessed"}, policy
-        )
-        assert open_attack(page, site, f"password-{policy}", "/password") == status
-        assert open_attack(page, site, f"logout-{policy}", "/logout") == status
-    # Still logged in with the same session, on the same password.
+        for path, fields, enctype in ATTACKS:
+            name = f"{path.strip('/').replace('/', '-')}-{policy}"
+            site.pages[name] = auto_submit(f"{panel.url}{path}", fields, policy, enctype)
+            status = api_status if path.startswith("/api/") else page_status
+            assert open_attack(page, site, name, f"{panel.url}{path}") == status, path
+    # Still logged in with the same session, on the same password, and no account made.
     page.goto(f"{panel.url}/")
     expect_home(page)
     cookies = page.context.cookies()
@@ -290,14 +315,17 @@ def test_forms_posted_from_another_origin_change_nothing(
     events = [r.event for r in audit_records(panel)]
     assert events.count(AuditEvent.PASSWORD_CHANGED) == 1  # the first login's change only
     assert AuditEvent.LOGOUT not in events
+    assert AuditEvent.ACCOUNT_CREATED not in events
+    accounts = panel.run(panel.context.accounts.list())
+    assert sorted(account.name for account in accounts) == ["admin", "support"]
     other = new_context().new_page()
-    log_in(other, "admin", evil)
+    log_in(other, "admin", EVIL_PASSWORD)
     expect_refused(other, WRONG_CREDENTIALS)
     log_in(other, "admin", NEW_PASSWORD)
     expect_home(other)
 
 
-@pytest.mark.parametrize("host", [host for host, _ in ATTACKER_HOSTS])
+@pytest.mark.parametrize("host", [host for host, _, _ in ATTACKER_HOSTS])
 def test_a_login_form_posted_from_another_origin_does_not_log_the_browser_in(
     page: Page,
     panel: Panel,
@@ -308,16 +336,19 @@ def test_a_login_form_posted_from_another_origin_does_not_log_the_browser_in(
     # Login CSRF: the attacker logs the victim into an account the attacker controls.
     fields = {"username": "admin", "password": panel.initial_password, "next": "/"}
     page.goto(f"{panel.url}/login")  # the victim once opened the login page: it set its cookie
-    token = next(c["value"] for c in page.context.cookies() if c["name"] == LOGIN_COOKIE)
     for policy in REFERRER_POLICIES:
         # Even with the form token right (a page on another port of this host can set the
-        # cookie), the origin gives the post away.
-        for guess in ["guessed", token]:
-            name = f"login-{policy}-{len(guess)}"
+        # cookie itself), the origin gives the post away. Each refusal sets a new token.
+        for knows_token in [False, True]:
+            token = next(c["value"] for c in page.context.cookies() if c["name"] == LOGIN_COOKIE)
+            name = f"login-{policy}-{knows_token}"
             site.pages[name] = auto_submit(
-                f"{panel.url}/login", {**fields, "csrf_token": guess}, policy
+                f"{panel.url}/login",
+                {**fields, "csrf_token": token if knows_token else "guessed"},
+                policy,
+                FORM,
             )
-            assert open_attack(page, site, name, "/login") == 403  # "the form expired"
+            assert open_attack(page, site, name, f"{panel.url}/login") == 403  # "the form expired"
     assert not any(c["name"] == SESSION_COOKIE for c in page.context.cookies())
     page.goto(f"{panel.url}/password")
     assert path_of(page).startswith("/login")
