@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from panelhub.security.audit import AuditEvent, AuditFilter
+from panelhub.security.audit import AuditEvent, AuditFilter, AuditRecord
 from panelhub.web.access import SESSION_COOKIE
 from tests.web.conftest import ORIGIN, Web
 
@@ -62,10 +63,23 @@ def add_user(web: Web, admin: TestClient, name: str, role: str, address: str) ->
     return first_login(web, name, created.json()["password"], USER_PASSWORD, address)
 
 
+def shown_password(page: str) -> str:
+    """The one-time password as the admin reads it on the page (unescaped from the HTML)."""
+    match = PASSWORD_SHOWN.search(page)
+    assert match is not None
+    return html.unescape(match.group(1))
+
+
 def user_row(page: str, name: str) -> str:
     match = re.search(rf'<tr data-user="{re.escape(name)}">(.*?)</tr>', page, re.S)
     assert match is not None, name
     return match.group(1)
+
+
+def record_texts(record: AuditRecord) -> list[str]:
+    """Every text of an audit record, as stored (no quoting that could hide a secret)."""
+    details = [str(part) for item in record.details.items() for part in item]
+    return [record.event, record.user, record.source, record.interface, *details]
 
 
 async def audit_records(web: Web, event: AuditEvent):
@@ -128,10 +142,8 @@ def test_created_user_gets_a_one_time_password_that_must_be_changed(web, admin):
     created = form(web, admin, "/users", name="olivia", role="operator")
     assert created.status_code == 200
     assert "Account &#39;olivia&#39; created." in created.text
-    match = PASSWORD_SHOWN.search(created.text)
-    assert match is not None
-    password = match.group(1)
-    assert password not in admin.get("/users").text  # shown once only
+    password = shown_password(created.text)
+    assert html.escape(password) not in admin.get("/users").text  # shown once only
     row = user_row(admin.get("/users").text, "olivia")
     assert '<option value="operator" selected>' in row
     client = web.new_client("10.0.0.3")
@@ -228,18 +240,17 @@ def test_reset_password_ends_sessions_and_the_new_one_must_be_changed(web, admin
     client = add_user(web, admin, "rita", "operator", "10.0.0.11")
     reset = form(web, admin, "/users/reset-password", name="rita")
     assert reset.status_code == 200
-    match = PASSWORD_SHOWN.search(reset.text)
-    assert match is not None
+    reset_to = shown_password(reset.text)
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
     fresh = web.new_client("10.0.0.12")
     assert web.login("rita", USER_PASSWORD, fresh)[0].status_code == 401
-    first_login(web, "rita", match.group(1), "Another-Panel42", "10.0.0.13")
+    first_login(web, "rita", reset_to, "Another-Panel42", "10.0.0.13")
     own = form(web, admin, "/users/reset-password", name="admin")
     assert own.status_code == 409
     api = call(web, admin, "POST", "/api/users/rita/password/reset")
     assert api.status_code == 200
     assert api.json()["user"]["must_change_password"] is True
-    assert api.json()["password"] != match.group(1)
+    assert api.json()["password"] != reset_to
 
 
 def test_unlock_lets_a_locked_user_in_with_the_right_password(web, admin):
@@ -321,9 +332,7 @@ async def test_every_change_is_audited_without_any_password(web, admin):
     passwords.append(call(web, admin, "POST", "/api/users/audra/password/reset").json()["password"])
     call(web, admin, "POST", "/api/users/audra/sessions/end")
     reset_page = form(web, admin, "/users/reset-password", name="audra")
-    match = PASSWORD_SHOWN.search(reset_page.text)
-    assert match is not None
-    passwords.append(match.group(1))
+    passwords.append(shown_password(reset_page.text))
     records = await web.audit.query()
     mine = [(r.event, r.user, r.source, r.interface, r.details.get("target"))
             for r in reversed(records) if r.details.get("target") == "audra"]  # fmt: skip
@@ -331,6 +340,6 @@ async def test_every_change_is_audited_without_any_password(web, admin):
                        "password.changed", "session.ended", "password.changed"]  # fmt: skip
     assert [event for event, *_ in mine] == expected_events
     assert {tuple(rest) for _, *rest in mine} == {("admin", "testclient", "web", "audra")}
-    everything = json.dumps([[r.event, r.user, r.source, dict(r.details)] for r in records])
+    everything = "\n".join(text for r in records for text in record_texts(r))
     for secret in [*passwords, ADMIN_PASSWORD, web.initial_password]:
         assert secret not in everything

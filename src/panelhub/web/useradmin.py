@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -124,7 +125,8 @@ class Administration:
 
     async def users(self) -> list[UserView]:
         accounts = await self._context.accounts.list()
-        return [self._view(account) for account in accounts]
+        live = Counter(session.account_id for session in self._context.sessions.list())
+        return [self._view(account, live_sessions=live[account.id]) for account in accounts]
 
     async def user(self, name: str) -> UserView:
         return self._view(await self._account(name))
@@ -242,10 +244,12 @@ class Administration:
                 reason=Refusal.OWN_ACCOUNT,
             )
 
-    def _view(self, account: Account) -> UserView:
+    def _view(self, account: Account, *, live_sessions: int | None = None) -> UserView:
         now = self._context.clock()
         locked = is_locked(account.locked_until, now)
-        live = sum(1 for s in self._context.sessions.list() if s.account_id == account.id)
+        if live_sessions is None:
+            sessions = self._context.sessions.list()
+            live_sessions = sum(1 for s in sessions if s.account_id == account.id)
         return UserView(
             name=account.name,
             role=account.role.value,
@@ -254,7 +258,7 @@ class Administration:
             must_change_password=account.must_change_password,
             failed_logins=account.failed_logins,
             locked_until=_iso(account.locked_until) if locked else None,
-            live_sessions=live,
+            live_sessions=live_sessions,
             created_at=account.created_at,
             password_changed_at=account.password_changed_at,
         )
