@@ -51,6 +51,9 @@ def test_failed_logins_are_on_the_page_with_user_source_and_outcome(web, admin):
     )
     assert "Secret-Typed-As-Name1" not in page.text
     assert '<a href="/logs">Logs</a>' in page.text
+    assert "<script" not in page.text
+    assert "style=" not in page.text
+    assert "<style" not in page.text
 
 
 def test_each_filter_selects_its_records(web, admin):
@@ -172,9 +175,10 @@ def test_downloads_are_audited_without_the_typed_filters(web, admin):
     assert exports[1].details["user_filter"] is True
     everything = admin.get("/logs/export.csv").text
     assert "Canary-Typed-Here9" not in everything
-    # Reading is not audited: only the three downloads above.
+    # Reading is not audited, nor is a HEAD: only the three downloads above.
     admin.get("/logs")
     admin.get("/api/audit")
+    assert admin.head("/logs/export.csv").status_code == 200
     assert len(asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.AUDIT_EXPORTED)))) == 3
 
 

@@ -199,19 +199,21 @@ async def _export(request: Request, kind: str) -> Response:
         query = parse_query(request.query_params)
     except FilterError as exc:
         return JSONResponse({"error": "invalid_query", "message": str(exc)}, status_code=400)
-    session = session_of(request)
-    await context.audit.record(
-        AuditEvent.AUDIT_EXPORTED,
-        outcome=Outcome.SUCCESS,
-        user=session.user_name,
-        source=client_address(request),
-        interface="web",
-        details=_export_details(kind, query.filters),
-    )
     now = dt.datetime.fromtimestamp(context.clock(), dt.UTC)
     filename = f"panelhub-audit-{now:%Y%m%d-%H%M%S}.{kind}"
+    chunks: Iterator[str] = iter(())
+    if request.method != "HEAD":  # a HEAD takes no copy: nothing to record, nothing to read
+        await context.audit.record(
+            AuditEvent.AUDIT_EXPORTED,
+            outcome=Outcome.SUCCESS,
+            user=session_of(request).user_name,
+            source=client_address(request),
+            interface="web",
+            details=_export_details(kind, query.filters),
+        )
+        chunks = _chunks(context.audit, kind, query.filters)
     return StreamingResponse(
-        _chunks(context.audit, kind, query.filters),
+        chunks,
         media_type=EXPORT_TYPES[kind],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

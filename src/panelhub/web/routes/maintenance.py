@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Final
+from collections.abc import Coroutine
+from typing import Any, Final
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -147,7 +148,7 @@ async def install_page(request: Request) -> Response:
     if served is None:
         return await _page(request, error="No certificate can be changed here.", status_code=404)
     try:
-        cert_pem, key_pem = await _uploads(request)
+        cert_pem, key_pem = await _checked(request, _uploads(request))
         info = await _install(request, served, cert_pem, key_pem)
     except (UploadError, CertificateError) as exc:
         return await _page(
@@ -192,10 +193,9 @@ async def put_certificate(request: Request) -> Response:
     if served is None:
         return _no_certificate()
     try:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            cert_pem, key_pem = await _uploads(request)
-        else:
-            cert_pem, key_pem = await _json_pems(request)
+        is_multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+        reading = _uploads(request) if is_multipart else _json_pems(request)
+        cert_pem, key_pem = await _checked(request, reading)
         info = await _install(request, served, cert_pem, key_pem)
     except UploadError as exc:
         status = 413 if exc.too_large else 400
@@ -225,6 +225,19 @@ async def delete_certificate(request: Request) -> Response:
 
 def _no_certificate() -> Response:
     return JSONResponse({"error": "no_certificate"}, status_code=404)
+
+
+async def _checked(
+    request: Request, reading: Coroutine[Any, Any, tuple[bytes, bytes]]
+) -> tuple[bytes, bytes]:
+    """The two PEM texts; an upload refused before the checks is audited like one after."""
+    try:
+        return await reading
+    except UploadError as exc:
+        reason = "too_large" if exc.too_large else "bad_upload"
+        await _audit_certificate(request, Outcome.FAILURE, {"action": "install",
+                                                            "reason": reason})  # fmt: skip
+        raise
 
 
 async def _install(
