@@ -120,8 +120,13 @@ async def test_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path):
         assert failed == b"\x83\x0b"
         # The web pages answer over HTTPS, with the certificate made for this installation.
         context = ssl.create_default_context(cafile=tmp_path / "data" / "tls" / "cert.pem")
-        async with httpx.AsyncClient(verify=context) as client:
-            login = await client.get(f"https://127.0.0.1:{web_port}/login")
+        async with httpx.AsyncClient(verify=context) as client, asyncio.timeout(10):
+            while True:  # the pages start after the gateway: wait for them too
+                try:
+                    login = await client.get(f"https://127.0.0.1:{web_port}/login")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.1)
         assert login.status_code == 200
         assert "Log in" in login.text
     finally:
