@@ -302,8 +302,9 @@ def test_api_errors_are_json_with_a_code(web, admin):
     )
     assert error(call(web, admin, "POST", "/api/users/nobody/unlock")) == (404, "not_found")
     assert error(call(web, admin, "POST", "/api/users", {"name": "admin"})) == (409, "name_taken")
-    for bad in ({"name": ""}, {"name": "x" * 33}, {"name": " padded"}, {"name": 7},
-                {"name": "ok", "role": "root"}, {"name": "ok", "extra": 1}, ["name"]):  # fmt: skip
+    bad_names = ["", "x" * 33, " padded", 7, "Anonymous", "system", "unknown#1a2b3c4d5e6f"]
+    bad_bodies = [{"name": "ok", "role": "root"}, {"name": "ok", "extra": 1}, ["name"]]
+    for bad in [*({"name": name} for name in bad_names), *bad_bodies]:
         assert error(call(web, admin, "POST", "/api/users", bad)) == (400, "invalid_request"), bad
     assert error(call(web, admin, "PATCH", "/api/users/admin", {})) == (400, "invalid_request")
     assert error(call(web, admin, "PATCH", "/api/users/admin", {"enabled": "no"}))[0] == 400

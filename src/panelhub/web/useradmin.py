@@ -22,16 +22,21 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from panelhub.errors import AccountError, WeakPasswordError
 from panelhub.security.accounts import Account, Role, check_name
-from panelhub.security.audit import AuditEvent, DetailValue, Outcome
+from panelhub.security.audit import ANONYMOUS, SYSTEM, AuditEvent, DetailValue, Outcome
 from panelhub.security.lockout import is_locked
 from panelhub.security.passwords import generate_password
 from panelhub.security.sessions import Session
 from panelhub.web.context import WebContext
 
 INTERFACE = "web"
+#: Names the audit log uses for who acted when no account did (``ANONYMOUS``, ``SYSTEM``, the
+#: label of an unknown login name): an account by such a name would make records ambiguous.
+RESERVED_NAMES: Final = frozenset({ANONYMOUS, SYSTEM})
+RESERVED_PREFIX: Final = "unknown#"
 
 
 class Refusal(StrEnum):
@@ -138,6 +143,10 @@ class Administration:
             check_name(name)
         except AccountError as exc:
             raise AccountRefusedError(str(exc), reason=Refusal.INVALID) from exc
+        if name.casefold() in RESERVED_NAMES or name.startswith(RESERVED_PREFIX):
+            raise AccountRefusedError(
+                f"{name!r} is reserved: the audit log uses it", reason=Refusal.INVALID
+            )
         if await self._context.accounts.get(name) is not None:
             await self._refused(AuditEvent.ACCOUNT_CREATED, name, Refusal.NAME_TAKEN)
             raise AccountRefusedError(
