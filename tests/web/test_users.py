@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
@@ -259,7 +260,8 @@ def test_unlock_lets_a_locked_user_in_with_the_right_password(web, admin):
     for _ in range(10):
         web.login("luke", "wrong-guess", attacker)
     row = user_row(admin.get("/users").text, "luke")
-    assert re.search(r'<td class="locked">\d{4}-\d\d-\d\dT', row)
+    lock_ends = dt.datetime.fromtimestamp(web.clock.now + 10 * 60, dt.UTC)
+    assert f'<td class="locked time">{lock_ends:%Y-%m-%d %H:%M}</td>' in row
     listed = admin.get("/api/users/luke").json()["user"]
     assert listed["locked_until"] is not None
     assert listed["failed_logins"] == 10
@@ -267,7 +269,7 @@ def test_unlock_lets_a_locked_user_in_with_the_right_password(web, admin):
     assert "locked until" in web.login("luke", USER_PASSWORD, user)[0].text
     done = form(web, admin, "/users/unlock", name="luke")
     assert done.status_code == 200
-    assert '<td class="locked"></td>' in user_row(done.text, "luke")
+    assert '<td class="locked time"></td>' in user_row(done.text, "luke")
     assert web.login("luke", USER_PASSWORD, user)[0].headers["location"] == "/"
     assert call(web, admin, "POST", "/api/users/luke/unlock").json()["user"]["failed_logins"] == 0
 
