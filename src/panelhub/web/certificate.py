@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from panelhub.errors import CertificateError
+from panelhub.security.certpolicy import CertificateProblem
 from panelhub.security.certs import (
     CertificateInfo,
     install_certificate,
@@ -108,6 +110,16 @@ class ServedCertificate:
     def _reload(self, info: CertificateInfo) -> None:
         if self.tls is None:
             return
-        server_context(info.cert_path, info.key_path)  # raises CertificateError, live one intact
+        try:
+            server_context(info.cert_path, info.key_path)  # the live context stays intact
+        except CertificateError as exc:
+            logger.error("the HTTPS server cannot present %s: %s", info.cert_path, exc)  # noqa: TRY400 - the reason is the message
+            raise CertificateError(
+                "the files were written but the TLS layer cannot load them; the previous "
+                "certificate is presented until the next start: install another one or go "
+                f"back to a self-signed certificate ({exc})",
+                reason=CertificateProblem.UNUSABLE,
+                path=info.cert_path,
+            ) from exc
         self.tls.load_cert_chain(info.cert_path, info.key_path)
         logger.info("the HTTPS server now presents %s", info.sha256_fingerprint)

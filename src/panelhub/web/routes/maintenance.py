@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute
 import panelhub
 from panelhub.errors import CertificateError
 from panelhub.security.audit import AuditEvent, DetailValue, Outcome
+from panelhub.security.certpolicy import CertificateProblem
 from panelhub.security.certs import CertificateInfo
 from panelhub.web.access import Access, api, client_address, context_of, page, session_of
 from panelhub.web.certificate import ServedCertificate
@@ -151,6 +152,8 @@ async def install_page(request: Request) -> Response:
         cert_pem, key_pem = await _checked(request, _uploads(request))
         info = await _install(request, served, cert_pem, key_pem)
     except (UploadError, CertificateError) as exc:
+        if isinstance(exc, CertificateError) and exc.reason == CertificateProblem.UNUSABLE:
+            return await _page(request, error=f"Installation failed: {exc}.", status_code=500)
         return await _page(
             request,
             error=f"The certificate was not installed: {exc}. The current one stays in use.",
@@ -201,10 +204,7 @@ async def put_certificate(request: Request) -> Response:
         status = 413 if exc.too_large else 400
         return JSONResponse({"error": "bad_upload", "message": str(exc)}, status_code=status)
     except CertificateError as exc:
-        return JSONResponse(
-            {"error": "certificate_refused", "reason": str(exc.reason), "message": str(exc)},
-            status_code=400,
-        )
+        return _refused(exc)
     return JSONResponse(certificate_json(info))
 
 
@@ -216,11 +216,16 @@ async def delete_certificate(request: Request) -> Response:
     try:
         info = await _revert(request, served)
     except CertificateError as exc:
-        return JSONResponse(
-            {"error": "certificate_refused", "reason": str(exc.reason), "message": str(exc)},
-            status_code=400,
-        )
+        return _refused(exc)
     return JSONResponse(certificate_json(info))
+
+
+def _refused(exc: CertificateError) -> Response:
+    # UNUSABLE: the checks passed but the TLS layer could not load the files; not the caller's
+    # mistake.
+    status = 500 if exc.reason == CertificateProblem.UNUSABLE else 400
+    body = {"error": "certificate_refused", "reason": str(exc.reason), "message": str(exc)}
+    return JSONResponse(body, status_code=status)
 
 
 def _no_certificate() -> Response:
