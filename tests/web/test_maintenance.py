@@ -13,8 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from starlette.testclient import TestClient
 
 from panelhub.security.accounts import Role
@@ -24,11 +22,10 @@ from panelhub.transport.tls import server_context
 from panelhub.web.app import create_app
 from panelhub.web.certificate import ServedCertificate
 from panelhub.web.server import WebServer
-from tests.certificates import CA, cert_pem, ec_key, key_pem, rsa_key
+from tests.certificates import cert_pem, ec_key, key_pem, rsa_key
 from tests.web.browsers import admin_browser, browser_of, call, form
 from tests.web.conftest import Web
-
-NAMES = ("panel.example.com", "127.0.0.1")
+from tests.web.owner import NAMES, Owner, presented
 
 
 @pytest.fixture
@@ -45,22 +42,6 @@ def served(web: Web) -> ServedCertificate:
                                tls=server_context(info.cert_path, info.key_path))  # fmt: skip
     web.context.certificate = served
     return served
-
-
-class Owner:
-    """The owner's CA and a fresh, valid server certificate it signed."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.ca = CA()
-        self.key = ec_key()
-        now = datetime.now(UTC)
-        self.cert = self.ca.issue(self.key, names=NAMES, not_before=now - timedelta(days=1),
-                                  not_after=now + timedelta(days=90))  # fmt: skip
-        self.fingerprint = self.cert.fingerprint(hashes.SHA256()).hex(":").upper()
-        self.chain = cert_pem(self.cert, self.ca.cert)
-        self.key_pem = key_pem(self.key)
-        self.ca_file = tmp_path / "owner-ca.pem"
-        self.ca_file.write_bytes(cert_pem(self.ca.cert))
 
 
 @pytest.fixture
@@ -81,21 +62,6 @@ def tls_files(served: ServedCertificate) -> dict[str, bytes]:
 
 def certificate_records(web: Web):
     return asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.CERTIFICATE_CHANGED)))
-
-
-async def presented(port: int) -> str:
-    """The SHA-256 fingerprint of the certificate a new TLS connection is shown."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-    try:
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    cert = x509.load_der_x509_certificate(der)
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def test_page_shows_version_uptime_and_the_certificate(web, admin, served):
