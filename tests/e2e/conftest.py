@@ -38,6 +38,7 @@ from panelhub.security.passwords import PasswordHasher
 from panelhub.security.sessions import SessionStore
 from panelhub.transport.tls import server_context
 from panelhub.web.app import create_app
+from panelhub.web.certificate import ServedCertificate
 from panelhub.web.context import BusStatus, GatewayStatus, ListenerStatus, WebContext
 from panelhub.web.server import WebServer
 from tests.clock import Clock
@@ -53,6 +54,7 @@ CHROMIUM_ARGS = [
 ]
 #: Longest wait for anything the browser does (ms): generous for a loaded CI machine.
 BROWSER_TIMEOUT_MS = 15_000
+CERTIFICATE_NAMES: dict[str, Any] = {"host_names": ["localhost"], "addresses": ["127.0.0.1"]}
 
 
 class StaticGateway:
@@ -144,13 +146,18 @@ def loops() -> Iterator[LoopThread]:
     loop_thread.close()
 
 
+def tls_context(tls_dir: Path) -> tuple[ssl.SSLContext, ServedCertificate]:
+    """A certificate made as at a first start, and the server context presenting it."""
+    certificate = ensure_certificate(tls_dir, **CERTIFICATE_NAMES)
+    tls = server_context(certificate.cert_path, certificate.key_path)
+    return tls, ServedCertificate(tls_dir, **CERTIFICATE_NAMES, tls=tls)
+
+
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    """The server context, with a certificate made as at a first start."""
-    certificate = ensure_certificate(
-        tmp_path_factory.mktemp("tls"), host_names=["localhost"], addresses=["127.0.0.1"]
-    )
-    return server_context(certificate.cert_path, certificate.key_path)
+def site_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """The other sites' own certificate."""
+    tls, _ = tls_context(tmp_path_factory.mktemp("site-tls"))
+    return tls
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +179,9 @@ def serve(loops: LoopThread, app: ASGIApp, host: str, tls: ssl.SSLContext) -> We
 
 
 @pytest.fixture
-def panel(loops: LoopThread, tls: ssl.SSLContext, tmp_path: Path) -> Iterator[Panel]:
+def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
+    """PanelHub's pages as ``webservice.start_web`` serves them, with a fast hasher and a clock."""
+    tls, certificate = tls_context(tmp_path / "tls")
     clock = Clock()
     hasher = PasswordHasher(memory_cost_kib=1024, time_cost=1)
     provisioning = AccountStore.open(tmp_path, hasher, clock=clock)
@@ -188,6 +197,7 @@ def panel(loops: LoopThread, tls: ssl.SSLContext, tmp_path: Path) -> Iterator[Pa
         data_dir=tmp_path,
         login_banner="Authorised personnel only.",
         clock=clock,
+        certificate=certificate,
     )
     server = serve(loops, create_app(context), "127.0.0.1", tls)
     assert provisioning.initial_password is not None
@@ -224,13 +234,13 @@ def _site_app(pages: dict[str, str]) -> Starlette:
 
 
 @pytest.fixture
-def other_site(loops: LoopThread, tls: ssl.SSLContext) -> Iterator[Callable[[str], Site]]:
+def other_site(loops: LoopThread, site_tls: ssl.SSLContext) -> Iterator[Callable[[str], Site]]:
     """``other_site(host)``: a second HTTPS server, on ``host`` and a port of its own."""
     servers: list[WebServer] = []
 
     def make(host: str) -> Site:
         pages: dict[str, str] = {}
-        server = serve(loops, _site_app(pages), host, tls)
+        server = serve(loops, _site_app(pages), host, site_tls)
         servers.append(server)
         return Site(f"https://{host}:{server.port}", pages)
 

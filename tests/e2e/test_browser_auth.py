@@ -108,6 +108,8 @@ def lock_for_ten_minutes(page: Page, panel: Panel) -> str:
     expected = locked_until(panel, 10)
     submit_login(page, "admin", WRONG_PASSWORDS[8])  # the 10th failure
     expect_refused(page, expected)
+    submit_login(page, "admin", WRONG_PASSWORDS[19])  # while locked: not counted
+    expect_refused(page, expected)
     submit_login(page, "admin", NEW_PASSWORD)  # the right password, refused the same way
     expect_refused(page, expected)
     return expected
@@ -159,6 +161,7 @@ def test_failed_attempts_are_in_the_logs_downloaded_from_the_logs_page(page: Pag
     lock_for_ten_minutes(page, panel)
     panel.advance(10 * MINUTE)
     submit_login(page, "admin", NEW_PASSWORD)
+    session = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
     with page.expect_navigation():
         page.click("nav a[href='/logs']")
     expect(page.locator("#records")).to_contain_text("login.failed")
@@ -170,9 +173,11 @@ def test_failed_attempts_are_in_the_logs_downloaded_from_the_logs_page(page: Pag
             for r in records
             if r["event"] in {AuditEvent.LOGIN_FAILED, AuditEvent.LOGIN_LOCKED}
         ]
-        assert failures == [("admin", "127.0.0.1", "failure", "web")] * 11
+        # The empty password, 8 wrong ones, the 10th that locked, and 2 tries while locked.
+        assert failures == [("admin", "127.0.0.1", "failure", "web")] * 12
+    secrets = [NEW_PASSWORD, panel.initial_password, *WRONG_PASSWORDS[:9], WRONG_PASSWORDS[19]]
     for text in [json.dumps(rows), json.dumps(items)]:
-        for secret in [NEW_PASSWORD, panel.initial_password, *WRONG_PASSWORDS[:9]]:
+        for secret in [*secrets, session]:
             assert secret not in text
 
 
@@ -189,13 +194,15 @@ def protected_pages() -> list[str]:
     ]
 
 
-def open_bookmark(page: Page, path: str) -> None:
-    """As a logged-in user: a page is shown, a download (a log export) is answered."""
+def open_bookmark(page: Page, path: str) -> bool:
+    """As a logged-in user: a page is shown (True), a download (a log export) is answered."""
     answer = page.request.get(path, max_redirects=0)
     assert answer.status == 200, (path, answer.status)
-    if answer.headers["content-type"].startswith("text/html"):
-        page.goto(path)
-        assert path_of(page) == path
+    if not answer.headers["content-type"].startswith("text/html"):
+        return False
+    page.goto(path)
+    assert path_of(page) == path
+    return True
 
 
 def test_bookmarked_pages_need_a_login_in_a_private_window(
@@ -204,8 +211,7 @@ def test_bookmarked_pages_need_a_login_in_a_private_window(
     first_login(page, panel)
     bookmarks = protected_pages()
     assert "/" in bookmarks
-    for bookmark in bookmarks:
-        open_bookmark(page, bookmark)
+    pages = [bookmark for bookmark in bookmarks if open_bookmark(page, bookmark)]
     private = new_context().new_page()
     for bookmark in bookmarks:
         private.goto(bookmark)
@@ -213,6 +219,10 @@ def test_bookmarked_pages_need_a_login_in_a_private_window(
         expect(private.locator("#username")).to_be_visible()
         expect(private.locator(".who")).to_have_count(0)
         expect(private.locator("#health")).to_have_count(0)
+    # Logging in from there leads on to the bookmarked page.
+    private.goto(pages[-1])
+    submit_login(private, "admin", NEW_PASSWORD)
+    assert path_of(private) == pages[-1]
 
 
 def test_after_logout_back_and_bookmarks_show_the_login_page(page: Page, panel: Panel):
