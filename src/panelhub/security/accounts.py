@@ -10,9 +10,13 @@ Theory of operation:
   an ``admin`` account whose random initial password must be changed at first login, and a
   disabled ``support`` account without a password. A ``provisioned`` marker file records that
   this happened.
-- Fail closed: once provisioned, a missing, truncated or corrupt store is an error
+- Fail closed: once provisioned, a missing, truncated, emptied or corrupt store is an error
   (``StateStoreError``), never a reason to provision again; no initial or old password can
-  work until the console recovery command (``recover``) creates a fresh store.
+  work until the console recovery command (``recover``) creates a fresh store. A store that
+  holds accounts is never replaced by a first start, even if the marker is gone.
+- A changed password is checkpointed into the main file before the change returns: SQLite
+  replays its write-ahead log only while the log is intact, so a log deleted or damaged
+  later would otherwise bring the old password back.
 """
 
 from __future__ import annotations
@@ -176,8 +180,11 @@ class AccountStore:
         marker = data_dir / PROVISIONED_MARKER
         if marker.exists():
             db = Database.open(path, create=False)
+            _require_accounts(db, "has lost its accounts")  # an emptied (0-byte) file
             return Provisioning(cls(db, hasher, policy=policy, lockout=lockout, clock=clock), None)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.exists():
+            _refuse_accounts_without_marker(path)
         _remove_database(path)  # a half-made store from a first start that crashed
         db = Database.open(path)
         store = cls(db, hasher, policy=policy, lockout=lockout, clock=clock)
@@ -372,6 +379,7 @@ class AccountStore:
                     "password_changed_at = ?, failed_logins = 0, locked_until = 0 WHERE id = ?",
                     (hashed, int(must_change), _now_iso(), account_id),
                 )
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
         await self.db.run(write)
 
@@ -491,6 +499,33 @@ def _insert_admin(connection: sqlite3.Connection, name: str, hashed: str, now: s
         "INSERT INTO account (name, role, password_hash, created_at) VALUES (?, 'admin', ?, ?)",
         (name, hashed, now),
     )
+
+
+def _count_accounts(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("SELECT count(*) FROM account").fetchone()[0])
+
+
+def _require_accounts(db: Database, problem: str) -> None:
+    """Close ``db`` and fail when it holds no account: nobody could log in, silently."""
+    if not db.run_sync(_count_accounts):
+        db.close()
+        raise StateStoreError(f"{db.path} {problem}", path=db.path)
+
+
+def _refuse_accounts_without_marker(path: Path) -> None:
+    """A store in use whose marker is gone is damaged: a first start would erase it."""
+    try:
+        db = Database.open(path, create=False)
+    except StateStoreError:
+        return  # unreadable without a marker: a first start that crashed, made again
+    try:
+        count = db.run_sync(_count_accounts)
+    finally:
+        db.close()
+    if count:
+        raise StateStoreError(
+            f"{path} holds accounts but the {PROVISIONED_MARKER!r} marker is missing", path=path
+        )
 
 
 def _reset_failures(connection: sqlite3.Connection, account_id: int) -> None:
