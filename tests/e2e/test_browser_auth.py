@@ -237,6 +237,8 @@ def test_after_logout_back_and_bookmarks_show_the_login_page(page: Page, panel: 
         page.goto(bookmark)
         assert path_of(page).startswith("/login")
         expect(page.locator(".who")).to_have_count(0)
+    log_in(page, "admin", panel.initial_password)  # the initial password is gone for good
+    expect_refused(page, WRONG_CREDENTIALS)
 
 
 def test_session_cookie_is_host_only_secure_httponly_and_strict(page: Page, panel: Panel):
