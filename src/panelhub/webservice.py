@@ -36,6 +36,7 @@ from panelhub.web.server import WebServer
 
 logger = logging.getLogger(__name__)
 
+RECOVERY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 RECOVERY_MESSAGE = (
     "The account store of this panel server is missing or damaged, so nobody can log in.\n"
     "On the panel server's console, run:  panelhub user reset-password admin\n"
@@ -148,6 +149,7 @@ def _recovery_app() -> ASGIApp:
         return PlainTextResponse(RECOVERY_MESSAGE, status_code=503)
 
     app = Starlette(
-        routes=[Route("/{path:path}", explain, methods=["GET", "POST", "HEAD"])],
+        # Every method: an API client gets the way back too, not "405 Method Not Allowed".
+        routes=[Route("/{path:path}", explain, methods=list(RECOVERY_METHODS))],
     )
     return SecurityHeadersMiddleware(app)
