@@ -113,6 +113,42 @@ async def test_a_burst_of_refusals_is_one_record_then_a_count(audit, monkeypatch
     assert isinstance(await audit.verify(), ChainIntact)
 
 
+async def test_refusals_from_many_addresses_are_counted_together(audit, monkeypatch):
+    """A flood from many addresses cannot fill the audit log (and roll its records off)."""
+    listener = {"name": "scada", "port": 0, "allow_clients": ["192.0.2.0/24"]}
+    addresses = [f"127.0.0.{host}" for host in range(1, server.MAX_TRACKED_REFUSALS + 37)]
+    async with running_gateway(listeners=[listener]) as (gateway, port):
+        gateway.audit_refusals(refusal_recorder(audit))
+        for address in addresses:
+            await refused_connection(port, address)
+        assert len(await refusals(audit)) == server.MAX_TRACKED_REFUSALS + 1
+        # An interval later, addresses are reported one by one again.
+        monkeypatch.setattr(server, "REFUSAL_LOG_INTERVAL_S", 0.0)
+        await refused_connection(port, "127.0.0.250")
+    records = await refusals(audit)
+    assert [r.source for r in records[: server.MAX_TRACKED_REFUSALS]] == addresses[
+        : server.MAX_TRACKED_REFUSALS
+    ]
+    many = records[server.MAX_TRACKED_REFUSALS]
+    assert (many.source, many.details["reason"]) == (
+        server.MANY_CLIENTS,
+        server.MANY_CLIENTS_REASON,
+    )
+    assert records[-1].source == "127.0.0.250"
+    assert len(records) == server.MAX_TRACKED_REFUSALS + 2
+
+
+async def refused_connection(port: int, address: str) -> None:
+    """Connect from ``address`` (any of 127/8 is this host) and wait to be cut off."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+    try:
+        async with asyncio.timeout(3):
+            with contextlib.suppress(ConnectionResetError):
+                assert await reader.read(100) == b""
+    finally:
+        writer.close()
+
+
 async def test_without_an_audit_log_refusals_go_to_the_audit_logger(caplog):
     async with running_gateway(listeners=[{"name": "scada", "port": 0, "is_read_only": True}]) as (
         _,

@@ -5,7 +5,8 @@ Theory of operation:
   limits (total, per client) leave room; otherwise it is closed at once and the refusal logged.
 - Refusals go to the ``RefusalSink`` the service gives (the audit log), or to the
   ``panelhub.audit`` logger when there is none (the gateway alone), at most once per client
-  and reason per ``REFUSAL_LOG_INTERVAL_S`` with a count of those left out.
+  and reason per ``REFUSAL_LOG_INTERVAL_S`` with a count of those left out, and one by one
+  for at most ``MAX_TRACKED_REFUSALS`` clients and reasons at once.
 - Each complete frame is checked against the listener's policy (function codes, unit IDs,
   read-only), then answered by the gateway itself (unit 255) or routed to a Bus. Exception 01
   for a refused request, 0x0A for no route, 0x06 for a full queue, 0x0B when the device fails;
@@ -52,6 +53,12 @@ FRAME_TIMEOUT_S: Final = 2.0
 #: A refused client is logged at most once in this time: a SCADA retrying every second
 #: must not flood the log, and an operator still sees that it keeps trying.
 REFUSAL_LOG_INTERVAL_S: Final = 60.0
+#: Client-and-reason pairs tracked at once. Refusals from many addresses (an IPv6 /64 holds
+#: 2**64) must neither grow memory nor flood the audit log until its oldest records roll
+#: off: beyond this many, refusals are counted together as from ``MANY_CLIENTS``.
+MAX_TRACKED_REFUSALS: Final = 64
+MANY_CLIENTS: Final = "*"
+MANY_CLIENTS_REASON: Final = "refused from more clients than are reported one by one"
 
 
 class RefusalSink(Protocol):
@@ -150,6 +157,8 @@ class Listener:
     def log_refusal(self, client: str, what: str, reason: str) -> None:
         """Audit a refused connection or request, once per client and reason per interval."""
         now = asyncio.get_running_loop().time()
+        if (client, reason) not in self._refusals and not self._make_room(now):
+            client, reason = MANY_CLIENTS, MANY_CLIENTS_REASON
         logged_at, suppressed = self._refusals.get((client, reason), (-REFUSAL_LOG_INTERVAL_S, 0))
         if now - logged_at < REFUSAL_LOG_INTERVAL_S:
             self._refusals[(client, reason)] = (logged_at, suppressed + 1)
@@ -163,6 +172,15 @@ class Listener:
         more = f" ({suppressed} more since the last report)" if suppressed else ""
         audit.warning("listener %s refused %s from %s: %s%s",
                       self.config.name, what, client, reason, more)  # fmt: skip
+
+    def _make_room(self, now: float) -> bool:
+        """Whether one more pair can be tracked, forgetting those reported an interval ago."""
+        if len(self._refusals) < MAX_TRACKED_REFUSALS:
+            return True
+        for key, (logged_at, _) in list(self._refusals.items()):
+            if now - logged_at >= REFUSAL_LOG_INTERVAL_S:
+                del self._refusals[key]
+        return len(self._refusals) < MAX_TRACKED_REFUSALS
 
     def reconfigure(self, config: ListenerConfig) -> None:
         """Take new access rules on the same socket; clients no longer allowed are cut off.
