@@ -344,7 +344,7 @@ class AuditLog:
         Args:
             event: what happened.
             outcome: whether it succeeded.
-            user: the acting account's name, ``unknown_user_label(...)`` for a name that is
+            user: the acting account's name, ``label_unknown_user(...)`` for a name that is
                 not an account, or ``None`` for ``"anonymous"``.
             source: the client's address ("" when there is none, as for the service itself).
             interface: "web", "console", "modbus:<listener name>", "service".
