@@ -120,7 +120,7 @@ def _account(row: tuple[object, ...]) -> Account:
 
 
 def _now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def check_name(name: str) -> str:

@@ -48,6 +48,9 @@ class Session:
     created_at: float
     last_seen: float
     must_change_password: bool
+    #: The account's password-change time when the session began: a session outlives no
+    #: password change, even one made elsewhere (the console, another process).
+    password_stamp: str | None = None
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(ID_BYTES))
 
     def check_csrf(self, token: str) -> bool:
@@ -77,6 +80,7 @@ class SessionStore:
         role: str,
         source: str,
         must_change_password: bool,
+        password_stamp: str | None = None,
     ) -> tuple[str, Session]:
         """A new session (a login); returns the id for the cookie and the session."""
         self._expire()
@@ -96,6 +100,7 @@ class SessionStore:
             created_at=now,
             last_seen=now,
             must_change_password=must_change_password,
+            password_stamp=password_stamp,
         )
         self._sessions[session.key] = session
         return session_id, session

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from panelhub.security.sessions import Session
 from panelhub.web.context import WebContext
+from panelhub.web.sessionsync import sync_sessions
 
 SESSION_COOKIE: Final = "__Host-panelhub-session"
 CSRF_FIELD: Final = "csrf_token"
@@ -111,6 +112,7 @@ def _guard(endpoint: Endpoint, access: Access, *, is_api: bool) -> Endpoint:
         if access is Access.PUBLIC:
             return await endpoint(request)
         context = context_of(request)
+        await sync_sessions(context)
         session_id = request.cookies.get(SESSION_COOKIE)
         session = context.sessions.get(session_id) if session_id else None
         if session is None:

@@ -101,6 +101,8 @@ class WebContext:
     #: one it would lock browsers out of the panel after a certificate change.
     send_hsts: bool = False
     clock: Callable[[], float] = field(default=time.time)
+    #: When live sessions were last compared with the accounts (``web.sessionsync``).
+    sessions_synced_at: float = float("-inf")
     #: The HTTPS certificate the maintenance page shows and changes; ``None`` when this app
     #: is not behind PanelHub's own TLS server.
     certificate: ServedCertificate | None = None

@@ -115,6 +115,7 @@ async def login(request: Request) -> Response:
             role=account.role.value,
             source=source,
             must_change_password=account.must_change_password,
+            password_stamp=account.password_changed_at,
         )
         await context.audit.record(AuditEvent.LOGIN_OK, outcome=Outcome.SUCCESS, user=account.name,
                                    source=source, interface="web")  # fmt: skip
@@ -181,12 +182,14 @@ async def change_password(request: Request) -> Response:
         return _password_form(request, (str(exc),), status=400)
     # Every session of this user ends, this one too: the browser gets a fresh id.
     context.sessions.end_user(session.account_id)
+    account = await context.accounts.get_by_id(session.account_id)
     session_id, _ = context.sessions.create(
         account_id=session.account_id,
         user_name=session.user_name,
         role=session.role,
         source=source,
         must_change_password=False,
+        password_stamp=None if account is None else account.password_changed_at,
     )
     if session.user_name == ADMIN_NAME:
         forget_initial_password(context.data_dir)

@@ -20,12 +20,18 @@ async def status(request: Request) -> Response:
 
 
 async def whoami(request: Request) -> Response:
+    """Who the session belongs to, and the token its state-changing API calls must send.
+
+    The token is safe to give here: only a same-origin script or a client holding the session
+    cookie can read this answer (no CORS), which is who may send it back anyway.
+    """
     session = session_of(request)
     return JSONResponse(
         {
             "user": session.user_name,
             "role": session.role,
             "must_change_password": session.must_change_password,
+            "csrf_token": session.csrf_token,
         }
     )
 
