@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from starlette.routing import Mount
 
 from panelhub.web.access import SESSION_COOKIE, Access, GuardedRoute
 from panelhub.web.app import routes
+from panelhub.web.middleware import MAX_BODY_BYTES
 from tests.web.conftest import ORIGIN
+from tests.web.test_login import NEW_PASSWORD, change_password
 
 PROTECTED = [
     (route, method)
@@ -78,3 +81,36 @@ def test_bookmarked_page_leads_to_login_and_back(web):
     response = web.client.get("/password", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=%2Fpassword"
+
+
+FORM = {"origin": ORIGIN, "content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize("path", ["/login", "/password", "/api/settings/modbus", "/nowhere"])
+def test_a_body_announced_over_the_limit_is_refused_unread(web, path):
+    response = web.client.post(path, content=b"a=" + b"x" * MAX_BODY_BYTES, headers=FORM)
+    assert response.status_code == 413
+    assert response.headers["content-security-policy"]
+
+
+def chunks() -> Iterator[bytes]:
+    """A body sent without Content-Length, twice the limit."""
+    for _ in range(8):
+        yield b"x" * (MAX_BODY_BYTES // 4)
+
+
+def test_a_body_found_over_the_limit_while_read_is_refused(web):
+    assert web.client.post("/login", content=chunks(), headers=FORM).status_code == 413
+    web.login("admin", web.initial_password)
+    change_password(web, web.initial_password, NEW_PASSWORD)
+    session = web.context.sessions.get(web.client.cookies[SESSION_COOKIE])
+    assert session is not None
+    headers = {"origin": ORIGIN, "content-type": "application/json",
+               "x-csrf-token": session.csrf_token}  # fmt: skip
+    refused = web.client.put("/api/settings/modbus", content=chunks(), headers=headers)
+    assert refused.status_code == 413
+
+
+def test_a_body_under_the_limit_still_logs_in(web):
+    response, _ = web.login("admin", web.initial_password)
+    assert response.status_code == 303

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from panelhub.web.access import Access, api, page
 from panelhub.web.context import WebContext
-from panelhub.web.middleware import SecurityHeadersMiddleware
+from panelhub.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from panelhub.web.routes import auth, home, logs, maintenance, openapi, settings, users, usersapi
 
 
@@ -54,7 +54,10 @@ def create_app(context: WebContext) -> Starlette:
     app = Starlette(
         routes=routes(),
         # Asked per response: installing or reverting a certificate turns HSTS on or off.
-        middleware=[Middleware(SecurityHeadersMiddleware, send_hsts=lambda: context.send_hsts)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, send_hsts=lambda: context.send_hsts),
+            Middleware(BodyLimitMiddleware),
+        ],
         exception_handlers={404: _not_found, 500: _server_error},
     )
     app.state.context = context

@@ -1,6 +1,6 @@
-"""Headers every response carries, and methods no route may answer.
+"""Headers every response carries, methods no route may answer, and the largest body read.
 
-A pure ASGI middleware (not ``BaseHTTPMiddleware``): it edits the response start message
+Pure ASGI middlewares (not ``BaseHTTPMiddleware``): they edit the response start message
 only, so streamed downloads stay streamed.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: No inline script or style anywhere: the pages load /static files only.
@@ -21,6 +22,59 @@ CONTENT_SECURITY_POLICY: Final = (
 HSTS: Final = "max-age=31536000"
 #: TRACE echoes requests (cookies included) back; CONNECT has no meaning here.
 REFUSED_METHODS: Final = frozenset({"TRACE", "TRACK", "CONNECT"})
+#: Largest request body read: a certificate upload (two 64 KiB files) with room to spare.
+#: Forms are parsed before any endpoint sees them (the CSRF check reads the token field),
+#: so this is the limit that holds for every route, whatever the route then allows.
+MAX_BODY_BYTES: Final = 256 * 1024
+
+
+class BodyLimitMiddleware:
+    """Refuse (413) a body larger than ``max_bytes``, announced or found while reading."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _too_large(send)
+            return
+        received = 0
+        is_too_large = has_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, is_too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # What the app sees as the client going away: it stops reading.
+                    is_too_large = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal has_started
+            has_started = has_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except ClientDisconnect:
+            if not is_too_large:
+                raise
+        if is_too_large and not has_started:
+            await _too_large(send)
+
+
+async def _too_large(send: Send) -> None:
+    headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": b"Request body too large"})
 
 
 class SecurityHeadersMiddleware:
