@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from panelhub.web.access import CSRF_HEADER, SESSION_COOKIE
 from tests.web.conftest import ORIGIN, Web
@@ -114,7 +115,7 @@ def typed_at_the_forced_change(web: Web, seen: dict[str, str]) -> str:
     return new
 
 
-def handed_out_by_the_api(web: Web, seen: dict[str, str], password: str) -> None:
+def handed_out_by_the_api(web: Web, seen: dict[str, str], password: str) -> TestClient:
     """A forged API token changes nothing; passwords the panel makes are shown once only."""
     client = web.new_client()
     assert web.login("admin", password, client)[0].status_code == 303
@@ -130,6 +131,7 @@ def handed_out_by_the_api(web: Web, seen: dict[str, str], password: str) -> None
     reset = client.post("/api/users/bob/password/reset", headers=headers)
     assert reset.status_code == 200
     seen["reset user's password"] = reset.json()["password"]
+    return client
 
 
 def typed_at_the_console(web: Web, seen: dict[str, str]) -> None:
@@ -148,13 +150,18 @@ def test_no_secret_reaches_logs_audit_exports_or_files(web: Web, caplog: pytest.
     seen: dict[str, str] = {"initial password": web.initial_password}
     typed_at_login(web, seen)
     new_password = typed_at_the_forced_change(web, seen)
-    handed_out_by_the_api(web, seen, new_password)
+    admin = handed_out_by_the_api(web, seen, new_password)
     typed_at_the_console(web, seen)
+    pages = [admin.get(path) for path in ("/logs", "/logs/export.csv", "/logs/export.json",
+                                          "/api/audit")]  # fmt: skip
+    assert [page.status_code for page in pages] == [200] * len(pages)
+    assert all(b"login.failed" in page.content for page in pages[1:])
 
     exports = "".join(web.audit.export_csv()) + "".join(web.audit.export_json())
     for event in ("login.failed", "password.changed", "account.created"):
         assert event in exports  # the exports are of a log that saw all this
-    places = {"log output": caplog.text.encode(), "audit exports": exports.encode()}
+    places = {"log output": caplog.text.encode(), "audit exports": exports.encode(),
+              "logs page and downloads": b"".join(page.content for page in pages)}  # fmt: skip
     places |= {f"file {name}": content for name, content in data_files(web.data_dir).items()}
     assert "file state.sqlite" in places
     leaks = [
