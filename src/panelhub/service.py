@@ -18,7 +18,7 @@ from typing import Final
 from panelhub.config.models import BusConfig, ListenerConfig, RTUBusConfig, Settings
 from panelhub.config.store import load_settings, save_settings
 from panelhub.errors import ConfigError, SettingsApplyError
-from panelhub.gateway.local import Health, LocalServer
+from panelhub.gateway.local import ClockSink, Health, LocalServer
 from panelhub.gateway.routing import Route, Router
 from panelhub.gateway.server import Listener, RefusalSink
 from panelhub.transport.bus import Bus, Link
@@ -93,6 +93,7 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._on_refusal: RefusalSink | None = None
+        self._on_clock_set: ClockSink | None = None
         self.buses = {config.name: build_bus(config) for config in settings.buses}
         self.router = build_router(settings, self.buses)
         self.local = self.build_local(settings)
@@ -101,12 +102,17 @@ class Gateway:
         ]
 
     def build_local(self, settings: Settings) -> LocalServer:
-        return LocalServer(
+        local = LocalServer(
             settings.gateway.identity,
             health=self.health,
             now=lambda: dt.datetime.now().astimezone(),
             allow_set_clock=settings.gateway.allow_set_clock,
         )
+        local.on_clock_set = self._on_clock_set
+        previous: LocalServer | None = getattr(self, "local", None)
+        if previous is not None:
+            local.clock_offset = previous.clock_offset
+        return local
 
     def _build_listener(self, config: ListenerConfig, settings: Settings) -> Listener:
         return Listener(
@@ -122,6 +128,11 @@ class Gateway:
         self._on_refusal = sink
         for listener in self.listeners:
             listener.on_refusal = sink
+
+    def audit_clock_changes(self, sink: ClockSink | None) -> None:
+        """Report clock changes made over Modbus (unit 255) to ``sink``; None: to the log."""
+        self._on_clock_set = sink
+        self.local.on_clock_set = sink
 
     async def prepare(self, settings: Settings) -> Reconfiguration:
         """Get ready to run ``settings`` in place of the current ones, changing nothing yet.
@@ -430,6 +441,7 @@ async def _serve(
                 settings, gateway, control=control, on_initial_password=on_initial_password
             )
             gateway.audit_refusals(web.refusals)
+            gateway.audit_clock_changes(web.clock_changes)
         if on_started is not None:
             on_started(gateway)
         waiters = [asyncio.ensure_future(event.wait()) for event in until]
@@ -442,6 +454,7 @@ async def _serve(
     finally:
         if web is not None:
             gateway.audit_refusals(None)  # the audit log closes with the pages
+            gateway.audit_clock_changes(None)
             await web.aclose()
         await gateway.aclose()
 

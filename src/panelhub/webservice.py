@@ -7,6 +7,7 @@ pages are replaced by one that says why and how to recover; the gateway keeps ru
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp
 
 from panelhub.config.models import Settings
 from panelhub.errors import StateStoreError
+from panelhub.gateway.local import ClockSink
 from panelhub.gateway.server import RefusalSink
 from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditEvent, AuditLog, DetailValue, Outcome
@@ -53,6 +55,11 @@ class WebRuntime:
     def refusals(self) -> RefusalSink | None:
         """Where the gateway reports refusals: the audit log, when the store could be opened."""
         return None if self.audit is None else refusal_recorder(self.audit)
+
+    @property
+    def clock_changes(self) -> ClockSink | None:
+        """Where the gateway reports a clock set over Modbus: the audit log, when open."""
+        return None if self.audit is None else clock_recorder(self.audit)
 
     async def aclose(self) -> None:
         await self.server.aclose()
@@ -139,6 +146,20 @@ def refusal_recorder(audit: AuditLog) -> RefusalSink:
         if suppressed:
             details["suppressed"] = suppressed  # since the last record of this client and reason
         audit.emit(AuditEvent.MODBUS_REFUSED, outcome=Outcome.FAILURE, user=None, source=client,
+                   interface=f"modbus:{listener}", details=details)  # fmt: skip
+
+    return record
+
+
+def clock_recorder(audit: AuditLog) -> ClockSink:
+    """A ``clock.changed`` audit record for each clock change a Modbus client makes."""
+
+    def record(*, client: str, listener: str, set_to: dt.datetime, offset: dt.timedelta) -> None:
+        details: dict[str, DetailValue] = {
+            "set_to": set_to.isoformat(timespec="milliseconds"),
+            "offset_ms": round(offset.total_seconds() * 1000),
+        }
+        audit.emit(AuditEvent.CLOCK_CHANGED, outcome=Outcome.SUCCESS, user=None, source=client,
                    interface=f"modbus:{listener}", details=details)  # fmt: skip
 
     return record

@@ -29,7 +29,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Final
+from typing import Final, Protocol
 
 from panelhub import __version__
 from panelhub.config.models import IdentityConfig
@@ -44,6 +44,14 @@ audit = logging.getLogger("panelhub.audit")
 CLOCK_ADDRESS: Final = 115
 HEALTH_ADDRESS: Final = 158
 CLOCK_COUNT: Final = 4
+
+
+class ClockSink(Protocol):
+    """Where a clock set over Modbus is reported (the service: the audit log)."""
+
+    def __call__(
+        self, *, client: str, listener: str, set_to: dt.datetime, offset: dt.timedelta
+    ) -> None: ...
 
 
 class Health(IntEnum):
@@ -82,14 +90,24 @@ class LocalServer:
         self._allow_set_clock = allow_set_clock
         self._clock_offset = dt.timedelta()
         self._static = self._static_registers(identity)
+        #: Told of every clock change; None: the ``panelhub.audit`` logger is.
+        self.on_clock_set: ClockSink | None = None
 
     @property
     def clock_offset(self) -> dt.timedelta:
         """How far the gateway clock set over Modbus is from the host clock."""
         return self._clock_offset
 
-    def handle(self, pdu: bytes) -> bytes:
-        """The response PDU to ``pdu``, an exception response when it must be refused."""
+    @clock_offset.setter
+    def clock_offset(self, offset: dt.timedelta) -> None:
+        # Carried over when new settings rebuild this server: a SCADA set the time once.
+        self._clock_offset = offset
+
+    def handle(self, pdu: bytes, *, client: str = "", listener: str = "") -> bytes:
+        """The response PDU to ``pdu``, an exception response when it must be refused.
+
+        ``client`` and ``listener`` say who asked, for the record of a clock change.
+        """
         try:
             request = pdus.decode_request(pdu)
             if isinstance(request, pdus.ReadRequest):
@@ -98,9 +116,9 @@ class LocalServer:
             if isinstance(request, pdus.ReadDeviceIdentificationRequest):
                 return self._identification(request)
             if isinstance(request, pdus.WriteSingleRegisterRequest):
-                self._write(request.address, (request.value,))
+                self._write(request.address, (request.value,), client, listener)
                 return pdu
-            self._write(request.address, request.values)
+            self._write(request.address, request.values, client, listener)
             return pdu[:5]
         except IllegalRequestError as exc:
             return pdus.exception_pdu(pdu[0] if pdu else 0, exc.exception_code)
@@ -155,7 +173,7 @@ class LocalServer:
             millisecond=now.second * 1000 + now.microsecond // 1000,
         ).encode()
 
-    def _write(self, address: int, values: tuple[int, ...]) -> None:
+    def _write(self, address: int, values: tuple[int, ...], client: str, listener: str) -> None:
         is_clock = address == CLOCK_ADDRESS and len(values) == CLOCK_COUNT
         if not (is_clock and self._allow_set_clock):
             raise IllegalRequestError(
@@ -174,7 +192,12 @@ class LocalServer:
                 f"invalid date/time: {exc}", exception_code=ExceptionCode.ILLEGAL_DATA_VALUE
             ) from exc
         self._clock_offset = wanted - self._now()
-        audit.info("gateway clock set over Modbus to %s", wanted.isoformat())
+        if self.on_clock_set is not None:
+            self.on_clock_set(
+                client=client, listener=listener, set_to=wanted, offset=self._clock_offset
+            )
+        else:
+            audit.info("gateway clock set over Modbus to %s by %s", wanted.isoformat(), client)
 
     # -- device identification (§6.21)
 

@@ -287,7 +287,10 @@ class UpstreamConnection(asyncio.Protocol):
         if function_code in WRITE_FUNCTION_CODES:
             audit.info("client %s: function %d to unit %d", self.client, function_code, unit_id)
         if unit_id == LOCAL_UNIT_ID:
-            self._answer(frame, listener.local.handle(frame.pdu))
+            self._answer(
+                frame,
+                listener.local.handle(frame.pdu, client=self.client, listener=listener.config.name),
+            )
             return
         route = listener.router.resolve(unit_id)
         if route is None:
