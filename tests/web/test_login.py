@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import anyio
+
+from panelhub.security.audit import AuditEvent, AuditFilter
 from panelhub.web.access import SESSION_COOKIE
 from tests.web.conftest import ORIGIN
 
@@ -193,7 +196,19 @@ def test_security_headers_on_every_response(web):
 
 
 def test_trace_is_refused(web):
-    assert web.client.request("TRACE", "/login").status_code == 405
+    response = web.client.request("TRACE", "/login")
+    assert response.status_code == 405
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_damaged_label_key_still_records_the_failed_login(web):
+    (web.data_dir / "audit-key").write_bytes(b"short")
+    response, _ = web.login("Typed-Password-In-Name!", "whatever")
+    assert response.status_code == 401
+    assert "Wrong user name or password." in response.text
+    [record] = anyio.run(web.audit.query, AuditFilter(event=AuditEvent.LOGIN_FAILED))
+    assert record.user == "unknown#?"
 
 
 def test_pages_carry_no_inline_script_or_style(web):

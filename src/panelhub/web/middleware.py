@@ -91,11 +91,6 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["method"] in REFUSED_METHODS:
-            headers = [(b"content-type", b"text/plain"), (b"allow", b"GET, POST")]
-            await send({"type": "http.response.start", "status": 405, "headers": headers})
-            await send({"type": "http.response.body", "body": b"Method Not Allowed"})
-            return
         is_static = scope["path"].startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
@@ -115,4 +110,11 @@ class SecurityHeadersMiddleware:
                     del headers["server"]
             await send(message)
 
+        if scope["method"] in REFUSED_METHODS:
+            headers = [(b"content-type", b"text/plain"), (b"allow", b"GET, POST")]
+            await send_with_headers(
+                {"type": "http.response.start", "status": 405, "headers": headers}
+            )
+            await send_with_headers({"type": "http.response.body", "body": b"Method Not Allowed"})
+            return
         await self.app(scope, receive, send_with_headers)

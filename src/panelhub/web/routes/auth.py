@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import logging
 import secrets
 from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from panelhub.errors import AccountError, WeakPasswordError
+from panelhub.errors import AccountError, StateStoreError, WeakPasswordError
 from panelhub.security.accounts import ADMIN_NAME, LoginOutcome, forget_initial_password
 from panelhub.security.audit import AuditEvent, Outcome
 from panelhub.security.passwords import PasswordPolicy
@@ -28,9 +29,14 @@ from panelhub.web.access import (
     is_same_origin,
     session_of,
 )
+from panelhub.web.context import WebContext
 from panelhub.web.templating import render
 
+logger = logging.getLogger(__name__)
+
 LOGIN_COOKIE: Final = "__Host-panelhub-login"
+#: Recorded for an unknown user name when the label key cannot be read.
+UNLABELLED_UNKNOWN_USER: Final = "unknown#?"
 #: How long a login form stays usable: long enough to type, short enough to go stale.
 LOGIN_FORM_TTL_S: Final = 600
 #: Longest user name or password read from a form; longer input is refused unread.
@@ -106,7 +112,7 @@ async def login(request: Request) -> Response:
         limited.headers["Retry-After"] = str(int(context.rate_limiter.retry_after(source, now)) + 1)
         return limited
     result = await context.accounts.authenticate(username, password)
-    user = username if result.is_known_name else context.audit.label_unknown_user(username)
+    user = username if result.is_known_name else _label(context, username)
     if result.outcome is LoginOutcome.OK and result.account is not None:
         account = result.account
         session_id, session = context.sessions.create(
@@ -138,6 +144,19 @@ async def login(request: Request) -> Response:
     await context.audit.record(AuditEvent.LOGIN_FAILED, outcome=Outcome.FAILURE, user=user,
                                source=source, interface="web")  # fmt: skip
     return _login_form(request, next_path=next_path, error=BAD_CREDENTIALS, status=401)
+
+
+def _label(context: WebContext, typed_name: str) -> str:
+    """The audit label of an unknown name; without the label key, a label that says so.
+
+    A damaged key must not turn every failed login into a server error: the attempt is still
+    recorded, and the error log says what to repair.
+    """
+    try:
+        return context.audit.label_unknown_user(typed_name)
+    except StateStoreError as exc:
+        logger.error("unknown user names recorded without a label: %s", exc)  # noqa: TRY400
+        return UNLABELLED_UNKNOWN_USER
 
 
 async def logout(request: Request) -> Response:
