@@ -226,6 +226,8 @@ def test_home_page_shows_devices_answering_or_not(web):
     web.login("admin", web.initial_password)
     change_password(web, web.initial_password, NEW_PASSWORD)
     page = web.client.get("/")
+    assert "<title>Home · PanelHub</title>" in page.text
+    assert page.text.count('<table id="devices">') == 1
     assert '<tr class="device-not-answering"><td>3, 103</td>' in page.text
     assert "12.5 s ago" in page.text
     devices = web.client.get("/api/status").json()["devices"]
