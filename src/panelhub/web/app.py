@@ -17,7 +17,17 @@ from starlette.staticfiles import StaticFiles
 from panelhub.web.access import Access, api, page
 from panelhub.web.context import WebContext
 from panelhub.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from panelhub.web.routes import auth, home, logs, maintenance, openapi, settings, users, usersapi
+from panelhub.web.routes import (
+    auth,
+    home,
+    logs,
+    maintenance,
+    openapi,
+    sessionapi,
+    settings,
+    users,
+    usersapi,
+)
 
 
 def routes() -> list[BaseRoute]:
@@ -31,6 +41,7 @@ def routes() -> list[BaseRoute]:
         api("/healthz", home.health, access=Access.PUBLIC),
         api("/api/session", home.whoami, access=Access.PASSWORD_CHANGE),
         api("/api/status", home.status, access=Access.VIEWER),
+        *sessionapi.routes(),
         *settings.routes(),
         *users.routes(),
         *usersapi.routes(),
