@@ -64,7 +64,8 @@ class Child:
     process: subprocess.Popen[str] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
-    def start(self, cpus: frozenset[int] | None) -> None:
+    def start(self, cpus: frozenset[int] | None, *, lower_by: int = 0) -> None:
+        """Start it on ``cpus`` (None: any), ``lower_by`` nice steps below this process."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
@@ -72,6 +73,10 @@ class Child:
         )  # fmt: skip
         if cpus is not None:
             pin_process(self.process.pid, cpus)
+        if lower_by:
+            # The main thread, before it starts any other: later threads inherit its niceness.
+            now = os.getpriority(os.PRIO_PROCESS, self.process.pid)
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, now + lower_by)
 
     @property
     def pid(self) -> int:

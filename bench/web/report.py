@@ -68,16 +68,26 @@ def header(opts: Any, results: dict[str, Any], *, command: str, wall_s: float) -
         "# Web benchmark",
         "",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: `{' '.join(platform.uname())}`",
+        f"- Machine: `{uname()}`",
         f"- CPU: {cpu_model}, nproc = {os.cpu_count()}",
         f"- Python {platform.python_version()}; {versions}",
         f"- PanelHub source: {source_line()}",
         f"- CPU placement: {placement}",
+        f"- Niceness of every process of the run: {opts.nice}"
+        + (" (raised above the rest of a shared host)" if opts.nice < 0 else ""),
         f"- Host CPU used by other processes just before the run: "
         f"{fmt(results['quiet_before'])} % of one core",
         f"- Command: `{command}` ({wall_s:.0f} s in all)",
         "",
     ]
+
+
+def uname() -> str:
+    try:
+        return subprocess.run(["uname", "-a"], capture_output=True, text=True, check=True,
+                              timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return " ".join(platform.uname())
 
 
 def version(name: str) -> str:
@@ -124,9 +134,13 @@ def description(opts: Any, results: dict[str, Any]) -> list[str]:
         "",
         "The accounts are made before the first start with `AccountStore` (as the console "
         "would); `admin` then logs in with its initial password and changes it over HTTPS. "
+        "The users and the flood run 5 nice steps below the other processes of the run: "
+        "they share a core with the meters and the Modbus load, which stand for machines "
+        "of their own. "
         'CPU % is each process\'s CPU time over the phase (100 % = one core); "other" is '
         "everything else on the host (the harness, and anyone else's work: this host is "
-        "shared, so read the figures with that column).",
+        "shared, so read the figures with that column; it is off by a few % either way, as "
+        "the kernel counts CPU time in 10 ms ticks).",
         "",
     ]
 
@@ -259,7 +273,43 @@ def cpu_table(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def write_report(opts: Any, results: dict[str, Any], *, command: str, wall_s: float) -> None:
+def disturbance(results: dict[str, Any]) -> float:
+    """CPU used by others on the host, averaged over the phases (% of one core)."""
+    phases = results["cpu"].values()
+    return float(sum(phase["other"] for phase in phases)) / len(phases)
+
+
+def rounds_table(rounds: list[dict[str, Any]], chosen: int) -> list[str]:
+    lines = [
+        "## Every round",
+        "",
+        f"{len(rounds)} rounds, each with a fresh PanelHub, meters and data directory. The "
+        f"tables above are round {chosen + 1}, the one whose phases had the least CPU used "
+        "by others on the host; the web and Modbus p99 of every round are here.",
+        "",
+        "| round | others' CPU % | web p99 ms (think) | web p99 ms (no think) "
+        "| Modbus p99 ms: " + " / ".join(PHASE_SHORT) + " | admin logins in flood |",
+        "|--:|--:|--:|--:|--:|--:|",
+    ]
+    for number, results in enumerate(rounds, start=1):
+        modbus = results["modbus"]["windows"]
+        users = results["users"]["windows"]
+        login = results["login"]["windows"]["flood"]
+        p99s = " / ".join(fmt(modbus[phase]["p99_ms"], 1) for phase in list(modbus)[:5])
+        ok = login["statuses"].get("303", 0)
+        lines.append(
+            f"| {number} | {fmt(disturbance(results))} | {fmt(users['think']['p99_ms'])} "
+            f"| {fmt(users['no think']['p99_ms'])} | {p99s} | {ok} of {login['post']['count']} |"
+        )
+    return [*lines, ""]
+
+
+PHASE_SHORT: Final = ("alone", "web", "web no think", "logins", "flood")
+
+
+def write_report(opts: Any, rounds: list[dict[str, Any]], *, command: str, wall_s: float) -> None:
+    chosen = min(range(len(rounds)), key=lambda index: disturbance(rounds[index]))
+    results = rounds[chosen]
     output = Path(opts.output)
     kept = ""
     if output.exists() and ANALYSIS_MARKER in (text := output.read_text()):
@@ -272,6 +322,7 @@ def write_report(opts: Any, results: dict[str, Any], *, command: str, wall_s: fl
         *web_tables(results),
         *login_tables(results),
         *cpu_table(results),
+        *(rounds_table(rounds, chosen) if len(rounds) > 1 else []),
         ANALYSIS_MARKER,
     ]
     output.write_text("\n".join(lines) + (kept or "\n"))
