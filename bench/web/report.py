@@ -139,8 +139,9 @@ def description(opts: Any, results: dict[str, Any]) -> list[str]:
         "of their own. "
         'CPU % is each process\'s CPU time over the phase (100 % = one core); "other" is '
         "everything else on the host (the harness, and anyone else's work: this host is "
-        "shared, so read the figures with that column; it is off by a few % either way, as "
-        "the kernel counts CPU time in 10 ms ticks).",
+        "shared, so read the figures with that column; the host total is sampled by the "
+        "kernel at each tick while the processes' times are measured by the scheduler, so "
+        "it is off by a few % either way).",
         "",
     ]
 
