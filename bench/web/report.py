@@ -132,8 +132,9 @@ def description(opts: Any, results: dict[str, Any]) -> list[str]:
         'and lock it ("401 locked" answers cost no argon2); the address limiter (burst '
         "20, 1/s) answers 429 beyond that.",
         "",
-        "The accounts are made before the first start with `AccountStore` (as the console "
-        "would); `admin` then logs in with its initial password and changes it over HTTPS. "
+        "`admin` logs in with the initial password `panelhub run` prints at its first "
+        "start, changes it, and makes the other accounts over `/api/users` (one-time "
+        "passwords, changed by each user at its first login). "
         "The users and the flood run 5 nice steps below the other processes of the run: "
         "they share a core with the meters and the Modbus load, which stand for machines "
         "of their own. "

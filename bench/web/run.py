@@ -40,9 +40,7 @@ from children import LOOPBACK, Child, StartError, free_port, host_busy_s
 from report import write_report
 from web_load import client, log_in
 
-from panelhub.security.accounts import AccountStore, Role
 from panelhub.security.certs import CERT_FILE
-from panelhub.security.passwords import PasswordHasher
 from panelhub.web.access import Access, GuardedRoute
 from panelhub.web.app import routes
 
@@ -56,6 +54,7 @@ READY_TIMEOUT_S: Final = 60.0
 FLOOD_SOURCE: Final = "127.0.0.2"
 FIRST_USER_SOURCE: Final = "127.0.0.10"
 VICTIM: Final = "bench-victim"
+PASSWORD_LINE: Final = "Initial password of the web user 'admin': "  # noqa: S105 - a prefix
 QUIET_SAMPLE_S: Final = 2.0
 #: The browsing users and the flood share a core with the meters and the Modbus load; a
 #: little lower priority keeps them from delaying those two, which stand for machines of
@@ -85,8 +84,8 @@ class Options:
 
 @dataclass(frozen=True)
 class Accounts:
-    admin_initial: str
-    users: list[tuple[str, str, str]]  # name, initial password, password after first login
+    admin: str  # admin's password, changed from the initial one
+    users: list[tuple[str, str, str]]  # name, one-time password, password after first login
 
 
 def new_password() -> str:
@@ -94,25 +93,27 @@ def new_password() -> str:
     return f"Bn-{secrets.token_urlsafe(12)}-7"
 
 
-async def provision(data_dir: Path, count: int) -> Accounts:
-    """The accounts, as a console admin would make them before the first start.
+async def make_accounts(base_url: str, ca: str, initial: str, count: int) -> Accounts:
+    """``admin`` changes its initial password, then makes the accounts over the users API.
 
-    PanelHub has no users API yet, and one account holds at most 16 sessions: each bench user
-    gets an account of its own, which must change its password at the first login.
+    One account holds at most 16 sessions: each browsing user gets an account of its own
+    (admin role: every page opens to it), with a one-time password to change at first login.
     """
-    provisioning = AccountStore.open(data_dir, PasswordHasher())
-    store = provisioning.store
-    try:
-        assert provisioning.initial_password is not None, "data_dir was not fresh"
+    admin = new_password()
+    async with client(base_url, ca, LOOPBACK) as http:
+        await log_in(http, "admin", initial, admin)
+        session = await http.get("/api/session")
+        headers = {"X-CSRF-Token": session.json()["csrf_token"]}
         users = []
-        for index in range(count):
-            name, initial = f"bench-{index + 1:02}", new_password()
-            await store.create(name, Role.ADMIN, initial)  # admin: every page is open to it
-            users.append((name, initial, new_password()))
-        await store.create(VICTIM, Role.VIEWER, new_password())
-        return Accounts(provisioning.initial_password, users)
-    finally:
-        store.close()
+        wanted = [(f"bench-{index + 1:02}", "admin") for index in range(count)]
+        for name, role in [*wanted, (VICTIM, "viewer")]:
+            answer = await http.post("/api/users", json={"name": name, "role": role},
+                                     headers=headers)  # fmt: skip
+            if answer.status_code != 201:
+                raise StartError(f"creating {name}: {answer.status_code} {answer.text[:200]}")
+            if name != VICTIM:
+                users.append((name, answer.json()["password"], new_password()))
+    return Accounts(admin, users)
 
 
 def browsed_paths() -> list[str]:
@@ -186,22 +187,24 @@ def start_system(bench: Bench) -> System:
                       cpus=bench.load_cpus)  # fmt: skip
     device_ports = json.loads(sim.read_line(READY_TIMEOUT_S))["ports"]
     data_dir = opts.workdir / "data"
-    accounts = asyncio.run(provision(data_dir, opts.users))
     modbus_port, web_port = free_port(), free_port()
     config = opts.workdir / "panelhub.toml"
     config.write_text(config_toml(opts, data_dir=data_dir, modbus_port=modbus_port,
                                   web_port=web_port, device_ports=device_ports))  # fmt: skip
-    panel = bench.child("panelhub", [str(BIN_DIR / "panelhub"), "run", "--config", str(config)],
-                        cpus=bench.service_cpus)  # fmt: skip
+    # Unbuffered: `panelhub run` prints the initial password on stdout at the first start.
+    argv = [str(BIN_DIR / "panelhub"), "run", "--config", str(config)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    panel = bench.child("panelhub", argv, cpus=bench.service_cpus, env=env)
+    line = panel.read_line(READY_TIMEOUT_S)
+    if not line.startswith(PASSWORD_LINE):
+        raise StartError(f"panelhub printed {line[:60]!r}, not the initial password")
+    initial = line.removeprefix(PASSWORD_LINE).split()[0]
     panel.wait_port(modbus_port, READY_TIMEOUT_S)
     panel.wait_port(web_port, READY_TIMEOUT_S)
     base_url = f"https://{LOOPBACK}:{web_port}"
-    return System(panel, sim, modbus_port, base_url, str(data_dir / "tls" / CERT_FILE), accounts)
-
-
-async def change_admin_password(base_url: str, ca: str, initial: str, new: str) -> None:
-    async with client(base_url, ca, LOOPBACK) as http:
-        await log_in(http, "admin", initial, new)
+    ca = str(data_dir / "tls" / CERT_FILE)
+    accounts = asyncio.run(make_accounts(base_url, ca, initial, opts.users))
+    return System(panel, sim, modbus_port, base_url, ca, accounts)
 
 
 def timeline(opts: Options, t0: float) -> dict[str, list[float]]:
@@ -249,9 +252,6 @@ def run(opts: Options) -> dict[str, Any]:
         bench = Bench(opts, stack)
         system = start_system(bench)
         accounts = system.accounts
-        admin_password = new_password()
-        asyncio.run(change_admin_password(system.base_url, system.ca, accounts.admin_initial,
-                                          admin_password))  # fmt: skip
         paths = browsed_paths()
         common = ["--base-url", system.base_url, "--ca", system.ca]
         loads = {
@@ -265,7 +265,7 @@ def run(opts: Options) -> dict[str, Any]:
             ), cpus=bench.load_cpus),
             "login": bench.child("login", bench.script(
                 "web_load.py", "login", *common, "--source", LOOPBACK, "--user", "admin",
-                "--password", admin_password,
+                "--password", accounts.admin,
             ), cpus=bench.load_cpus),
             "flood": bench.child("flood", bench.script(
                 "web_load.py", "flood", *common, "--source", FLOOD_SOURCE,
