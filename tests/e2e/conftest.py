@@ -2,8 +2,10 @@
 
 The server is the product's own app and server (``create_app``, ``WebServer``, the TLS context
 and a certificate generated as at first start) on its own event loop in a thread, so the tests
-use Playwright's sync API. The accounts, sessions, rate limit and audit log read a ``Clock``
-the test moves: the lockout durations are the real ones, the test does not wait for them.
+use Playwright's sync API. The settings pages change a real ``Gateway`` through the service's
+own ``ServiceController``, which saves to a configuration file in the test's directory. The
+accounts, sessions, rate limit and audit log read a ``Clock`` the test moves: the lockout
+durations are the real ones, the test does not wait for them.
 
 Playwright cannot download its own browser here: it drives the ``chromium`` package
 (``scripts/setup`` installs it). A missing browser fails the tests; it never skips them.
@@ -29,13 +31,14 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from panelhub.config.models import Settings
+from panelhub.config.models import Settings, TCPBusConfig
 from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditLog
 from panelhub.security.certs import ensure_certificate
 from panelhub.security.lockout import AddressRateLimiter
 from panelhub.security.passwords import PasswordHasher
 from panelhub.security.sessions import SessionStore
+from panelhub.service import Gateway, ServiceController
 from panelhub.transport.tls import server_context
 from panelhub.web.app import create_app
 from panelhub.web.certificate import ServedCertificate
@@ -58,7 +61,7 @@ CERTIFICATE_NAMES: dict[str, Any] = {"host_names": ["localhost"], "addresses": [
 
 
 class StaticGateway:
-    """A fixed gateway state: these tests are about the pages, not the gateway."""
+    """A fixed gateway state for the status pages; the settings pages change a real one."""
 
     def status(self) -> GatewayStatus:
         return GatewayStatus(
@@ -66,25 +69,6 @@ class StaticGateway:
             listeners=[ListenerStatus("scada", "127.0.0.1:5020", 2, False)],
             buses=[BusStatus("rs485-1", "/dev/ttyS1", True, 10, 9, 0, 1, 0)],
         )
-
-
-class StaticControl:
-    """The service as the settings pages see it; these tests change no settings."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self.restarts = 0
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    async def apply_settings(self, settings: Settings) -> tuple[str, ...]:
-        self._settings = settings
-        return ()
-
-    def request_restart(self) -> None:
-        self.restarts += 1
 
 
 class LoopThread:
@@ -114,6 +98,12 @@ class Panel:
     audit: AuditLog
     initial_password: str
     loops: LoopThread
+    #: The real gateway behind ``context.control``; its listeners are the ones pages add.
+    gateway: Gateway
+    #: The configuration file the settings pages save to.
+    config_path: Path
+    #: One entry each time the service was asked to restart (and would have).
+    restarts: list[bool]
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the server's loop (the accounts and audit log live there)."""
@@ -178,6 +168,15 @@ def serve(loops: LoopThread, app: ASGIApp, host: str, tls: ssl.SSLContext) -> We
     return server
 
 
+#: A device the routes can name; nothing listens there, and no test polls it.
+PLC_BUS = TCPBusConfig(kind="tcp", name="plc", host="127.0.0.1", port=1)
+
+
+async def _gateway(settings: Settings) -> Gateway:
+    """A gateway made on the servers' loop, where its listeners will run."""
+    return Gateway(settings)
+
+
 @pytest.fixture
 def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
     """PanelHub's pages as ``webservice.start_web`` serves them, with a fast hasher and a clock."""
@@ -187,13 +186,19 @@ def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
     provisioning = AccountStore.open(tmp_path, hasher, clock=clock)
     store = provisioning.store
     audit = AuditLog(store.db, clock=lambda: dt.datetime.fromtimestamp(clock.now, dt.UTC))
+    restarts: list[bool] = []
+    gateway = loops.run(_gateway(Settings(data_dir=tmp_path, buses=[PLC_BUS])))
+    config_path = tmp_path / "panelhub.toml"
+    control = ServiceController(
+        gateway, config_path=config_path, on_restart=lambda: restarts.append(True)
+    )
     context = WebContext(
         accounts=store,
         sessions=SessionStore(clock=clock),
         rate_limiter=AddressRateLimiter(),
         gateway=StaticGateway(),
         audit=audit,
-        control=StaticControl(Settings(data_dir=tmp_path)),
+        control=control,
         data_dir=tmp_path,
         login_banner="Authorised personnel only.",
         clock=clock,
@@ -209,9 +214,13 @@ def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
             audit,
             provisioning.initial_password,
             loops,
+            gateway,
+            config_path,
+            restarts,
         )
     finally:
         loops.run(server.aclose())
+        loops.run(gateway.aclose())
         store.close()
 
 
