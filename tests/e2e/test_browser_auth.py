@@ -377,6 +377,8 @@ def test_pages_load_without_content_security_policy_violations(
         open_bookmark(page, bookmark)
     log_out(page)
     assert console.csp_violations() == []
+    # Nor any other error: every resource a page asks for (the icon included) is there.
+    assert [text for text in console.messages if text.startswith("error")] == []
     # The watch sees violations: an inline style, which the policy forbids, is reported.
     with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
         page.evaluate(
