@@ -86,3 +86,11 @@ def test_logout_and_password_change_need_the_token(web):
         ).status_code
         == 204
     )
+
+
+def test_json_nested_too_deeply_is_a_bad_request_not_a_crash(web):
+    deep = b"[" * 100_000
+    answer = web.client.post("/api/login", content=deep,
+                             headers={"content-type": "application/json"})  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_json"

@@ -310,6 +310,9 @@ def test_api_errors_are_json_with_a_code(web, admin):
         assert error(call(web, admin, "POST", "/api/users", bad)) == (400, "invalid_request"), bad
     assert error(call(web, admin, "PATCH", "/api/users/admin", {})) == (400, "invalid_request")
     assert error(call(web, admin, "PATCH", "/api/users/admin", {"enabled": "no"}))[0] == 400
+    deep = admin.post("/api/users", content=b"[" * 100_000,
+                      headers={"x-csrf-token": token(web, admin)})  # fmt: skip
+    assert deep.status_code == 400
     not_json = admin.post("/api/users", content=b"{", headers={"x-csrf-token": token(web, admin)})
     assert not_json.json() == {
         "error": "invalid_request",

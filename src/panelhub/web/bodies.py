@@ -35,9 +35,20 @@ async def read_json(request: Request, limit: int = MAX_JSON_BYTES) -> Any:  # no
         body += chunk
         if len(body) > limit:
             raise BodyError(f"the body is larger than {limit} bytes", code="too_large", status=413)
+    return parse_json(bytes(body))
+
+
+def parse_json(body: bytes) -> Any:  # noqa: ANN401 - JSON
+    """``body`` as JSON; every way it can fail is a ``BodyError`` (400), never a crash.
+
+    Raises:
+        BodyError: not UTF-8, not JSON, or nested deeper than the parser's recursion allows
+            (``[[[[...`` a few kilobytes long: a ``RecursionError`` otherwise).
+    """
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise BodyError(
-            f"the body is not valid JSON: {exc}", code="invalid_json", status=400
-        ) from exc
+            f"the body is not valid JSON: {message}", code="invalid_json", status=400
+        ) from None

@@ -96,19 +96,27 @@ def _time(given: Mapping[str, str], name: str) -> dt.datetime | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if moment.utcoffset() is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)  # 0001-01-01T00:00+05:00 falls out of range here
+    except (ValueError, OverflowError):
         raise FilterError(
             f"{name!r} is not a date and time (YYYY-MM-DDTHH:MM, UTC): {text!r}"
         ) from None
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=dt.UTC)
+
+
+#: The largest integer SQLite stores, and its length in digits.
+MAX_SQL_INT: Final = 2**63 - 1
+MAX_INT_DIGITS: Final = len(str(MAX_SQL_INT))
 
 
 def _positive_int(params: Mapping[str, str], name: str, default: int | None) -> int | None:
     text = params.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or int(text) < 1:
-        raise FilterError(f"{name!r} must be a positive whole number")
+    # Digits first: int() of thousands of digits is refused (or slow), SQLite holds 63 bits.
+    if not text.isdigit() or len(text) > MAX_INT_DIGITS or not 1 <= int(text) <= MAX_SQL_INT:
+        raise FilterError(f"{name!r} must be a whole number from 1 to {MAX_SQL_INT}")
     return int(text)
 
 

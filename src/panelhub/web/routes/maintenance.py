@@ -13,7 +13,6 @@ reason for the refusal, never with key material.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Coroutine
 from typing import Any, Final
@@ -29,6 +28,7 @@ from panelhub.security.audit import AuditEvent, DetailValue, Outcome
 from panelhub.security.certpolicy import CertificateProblem
 from panelhub.security.certs import CertificateInfo
 from panelhub.web.access import Access, api, client_address, context_of, page, session_of
+from panelhub.web.bodies import BodyError, parse_json
 from panelhub.web.certificate import ServedCertificate
 from panelhub.web.templating import render
 
@@ -328,8 +328,8 @@ async def _json_pems(request: Request) -> tuple[bytes, bytes]:
                 f"the request is larger than {MAX_JSON_BYTES // 1024} KiB", too_large=True
             )
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = parse_json(bytes(body))
+    except BodyError:
         raise UploadError("the body is not JSON") from None
     if not isinstance(document, dict):
         raise UploadError('the body must be {"certificate": "<PEM>", "key": "<PEM>"}')

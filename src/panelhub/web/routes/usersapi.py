@@ -17,7 +17,6 @@ unknown user, 409 for a change a rule refuses (``name_taken``, ``last_admin``,
 
 from __future__ import annotations
 
-import json
 from typing import Final
 
 from starlette.requests import Request
@@ -26,6 +25,7 @@ from starlette.routing import BaseRoute
 
 from panelhub.security.accounts import Role
 from panelhub.web.access import Access, api, client_address, context_of, session_of
+from panelhub.web.bodies import BodyError, parse_json
 from panelhub.web.useradmin import (
     REFUSAL_STATUS,
     AccountRefusedError,
@@ -71,8 +71,8 @@ async def _body(request: Request, allowed: frozenset[str]) -> dict[str, object]:
     if len(raw) > MAX_BODY_BYTES:
         raise AccountRefusedError("the request body is too large", reason=Refusal.INVALID)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = parse_json(raw)
+    except BodyError:
         raise AccountRefusedError(
             "the body must be a JSON object", reason=Refusal.INVALID
         ) from None
