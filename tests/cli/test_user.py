@@ -7,10 +7,12 @@ the way the running service does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import re
 import signal
+import sqlite3
 import ssl
 import sys
 from collections.abc import Iterator
@@ -137,7 +139,7 @@ async def test_reset_password_refuses_a_directory_that_was_never_set_up(tmp_path
     assert list(empty.iterdir()) == []
 
 
-@pytest.mark.parametrize("damage", ["deleted", "truncated", "corrupted"])
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "corrupted", "emptied", "no accounts"])
 async def test_reset_password_recovers_a_damaged_store_and_no_old_password_works(tmp_path, damage):
     provisioning = AccountStore.open(tmp_path, FAST)
     initial = provisioning.initial_password
@@ -152,6 +154,11 @@ async def test_reset_password_recovers_a_damaged_store_and_no_old_password_works
         state.unlink()
     elif damage == "truncated":
         state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    elif damage == "emptied":
+        state.write_bytes(b"")
+    elif damage == "no accounts":
+        with contextlib.closing(sqlite3.connect(state)) as connection, connection:
+            connection.execute("DELETE FROM account")
     else:
         state.write_bytes(b"\x00garbage" * 4096)
     with pytest.raises(StateStoreError):  # fail closed until the console recovers it
@@ -161,7 +168,7 @@ async def test_reset_password_recovers_a_damaged_store_and_no_old_password_works
     assert "moving it aside" in err
     password = password_printed(out)
     kept = list(tmp_path.glob("state.sqlite.damaged-*"))
-    assert len(kept) == (0 if damage == "deleted" else 1)
+    assert len(kept) == (1 if damage in ("truncated", "corrupted") else 0)
     recovered = AccountStore.open(tmp_path, FAST).store
     try:
         for old in (KNOWN_PASSWORD, initial):

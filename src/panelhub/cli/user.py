@@ -129,15 +129,24 @@ def cmd_reset_password(args: argparse.Namespace) -> ExitCode:
             f"{data_dir} holds no PanelHub accounts; give --data-dir or --config", path=data_dir
         )
     hasher = PasswordHasher()
+    store: AccountStore | None = None
+    problem = ""
     try:
-        db = Database.open(data_dir / STATE_FILE, create=False)
+        store = AccountStore(Database.open(data_dir / STATE_FILE, create=False), hasher,
+                             policy=policy)  # fmt: skip
     except StateStoreError as exc:
-        print(f"the account store cannot be used ({exc});\nmoving it aside and making a new "
-              f"one with {args.name!r} as an admin", file=sys.stderr)  # fmt: skip
+        problem = str(exc)
+    if store is not None and not asyncio.run(store.list()):
+        # Opens, but holds no account (emptied, or its rows lost): the service refuses it
+        # as damaged, and only a recovery gets anyone back in.
+        store.close()
+        store, problem = None, "it holds no account"
+    if store is None:
+        print(f"the account store cannot be used ({problem});\nmoving it aside and making a "
+              f"new one with {args.name!r} as an admin", file=sys.stderr)  # fmt: skip
         store, password = AccountStore.recover(data_dir, hasher, name=args.name, policy=policy)
         is_recovered = True
     else:
-        store = AccountStore(db, hasher, policy=policy)
         try:
             password = asyncio.run(_reset(store, args.name))
         except BaseException:
