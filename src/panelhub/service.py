@@ -52,16 +52,20 @@ def build_router(settings: Settings, buses: dict[str, Bus]) -> Router[Bus]:
     return Router(routes, default_bus=None if default is None else buses[default])
 
 
-def _same_socket(listener: Listener, new: ListenerConfig) -> bool:
-    """Whether ``new`` can take over the socket of ``listener`` (same address and backlog).
+def _takes_over(listener: Listener, new: ListenerConfig) -> bool:
+    """Whether ``new`` keeps the socket of ``listener``: the same address, whatever else changed.
 
-    A port given as 0 (any free one) matches both 0 and the port the system chose.
+    Keeping it is what lets a rename or new limits apply without cutting SCADA off (binding a
+    second socket on the address would fail anyway). A port given as 0 (any free one) is the
+    same address only for the same listener, by name. The listen backlog set at bind time
+    stays; ``max_connections`` itself applies at once.
     """
     old = listener.config
-    return (old.host, old.max_connections) == (new.host, new.max_connections) and new.port in (
-        old.port,
-        listener.address[1],
-    )
+    if old.host != new.host:
+        return False
+    if new.port == 0:
+        return old.port == 0 and old.name == new.name
+    return new.port in (old.port, listener.address[1])
 
 
 def build_link(config: BusConfig) -> Link:
@@ -152,15 +156,19 @@ class Gateway:
             for config in settings.buses
         }
         router = build_router(settings, buses)
-        current = {listener.config.name: listener for listener in self.listeners}
         kept: list[tuple[Listener, ListenerConfig]] = []
         started: list[Listener] = []
         try:
             for config in settings.listeners:
                 if not config.enable:
                     continue
-                listener = current.get(config.name)
-                if listener is not None and _same_socket(listener, config):
+                claimed = [old for old, _ in kept]
+                listener = next(
+                    (old for old in self.listeners
+                     if old not in claimed and _takes_over(old, config)),
+                    None,
+                )  # fmt: skip
+                if listener is not None:
                     kept.append((listener, config))
                     continue
                 fresh = self._build_listener(config, settings)
@@ -299,6 +307,9 @@ class Reconfiguration:
     async def abort(self) -> None:
         for listener in self._started:
             await listener.aclose()
+        for name, bus in self._buses.items():
+            if self._gateway.buses.get(name) is not bus:
+                await bus.aclose()
 
     async def commit(self) -> None:
         """Put the new settings in force: from the next request on, for every client."""

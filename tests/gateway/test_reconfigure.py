@@ -126,13 +126,12 @@ async def test_a_client_removed_from_the_allow_list_is_cut_off(service):
 async def test_a_moved_listener_serves_on_its_new_port_only(service, client):
     gateway, control = service
     old_port = gateway.listeners[0].address[1]
-    listeners = [
-        gateway.settings.listeners[0].model_dump(mode="python")
-        | {"port": 0, "max_connections": 8, "max_connections_per_client": 8}
-    ]
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        free_port = probe.getsockname()[1]
+    listeners = [gateway.settings.listeners[0].model_dump(mode="python") | {"port": free_port}]
     await control.apply_settings(changed(gateway.settings, listeners=listeners))
     new_port = gateway.listeners[0].address[1]
-    assert new_port != old_port
+    assert new_port == free_port != old_port
     moved = AsyncModbusTcpClient("127.0.0.1", port=new_port, timeout=2, retries=0)
     await moved.connect()
     assert (
@@ -141,6 +140,23 @@ async def test_a_moved_listener_serves_on_its_new_port_only(service, client):
     moved.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", old_port), timeout=1).close()
+
+
+async def test_a_renamed_listener_with_new_limits_keeps_its_socket_and_clients(service, client):
+    gateway, control = service
+    listener = gateway.listeners[0]
+    port = listener.address[1]
+    renamed = listener_with(gateway, name="scada-b", max_connections=4,
+                            max_connections_per_client=1)  # fmt: skip
+    await control.apply_settings(changed(gateway.settings, listeners=renamed))
+    assert gateway.listeners == [listener]
+    assert (listener.config.name, listener.config.max_connections) == ("scada-b", 4)
+    assert (await client.read_holding_registers(0, count=1, device_id=10)).registers == (
+        device_values(1)[:1]
+    )
+    # The new per-client limit holds for the next connection: this client already has one.
+    async with connect(port) as (reader, _):
+        await assert_closed(reader)
 
 
 async def test_a_busy_port_changes_nothing(service, client, tmp_path):
