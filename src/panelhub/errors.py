@@ -5,6 +5,7 @@
     PanelHubError
     ├─ ConfigError                      the configuration file is missing or invalid
     │  └─ SettingsApplyError            valid settings that cannot be saved or put in force
+    │     └─ SettingsConflictError      someone else changed the settings meanwhile
     ├─ StateStoreError                  the state database is missing, damaged or too new
     ├─ AccountError                     an account change or check that cannot be done
     ├─ CertificateError                 a TLS certificate or key that cannot be used
@@ -43,6 +44,10 @@ class ConfigError(PanelHubError):
 
 class SettingsApplyError(ConfigError):
     """Settings could not be saved or put in force; the file and the gateway are unchanged."""
+
+
+class SettingsConflictError(SettingsApplyError):
+    """The change was made on settings that another change has replaced since: redo it."""
 
 
 class StateStoreError(PanelHubError):

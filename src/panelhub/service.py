@@ -17,7 +17,7 @@ from typing import Final
 
 from panelhub.config.models import BusConfig, ListenerConfig, RTUBusConfig, Settings
 from panelhub.config.store import load_settings, save_settings
-from panelhub.errors import ConfigError, SettingsApplyError
+from panelhub.errors import ConfigError, SettingsApplyError, SettingsConflictError
 from panelhub.gateway.local import ClockSink, Health, LocalServer
 from panelhub.gateway.routing import Route, Router
 from panelhub.gateway.server import Listener, RefusalSink
@@ -354,7 +354,9 @@ class ServiceController:
     def settings(self) -> Settings:
         return self._gateway.settings
 
-    async def apply_settings(self, settings: Settings) -> tuple[str, ...]:
+    async def apply_settings(
+        self, settings: Settings, *, based_on: Settings | None = None
+    ) -> tuple[str, ...]:
         """Save, then put in force; see ``ServiceControl.apply_settings``.
 
         Raises:
@@ -362,6 +364,12 @@ class ServiceController:
                 nothing was changed.
         """
         async with self._lock:  # two admins saving at once: one after the other
+            if based_on is not None and based_on != self._gateway.settings:
+                raise SettingsConflictError(
+                    "the settings were changed meanwhile (by someone else?); nothing was "
+                    "changed: reload them and make the change again",
+                    problems=("the settings were changed meanwhile; reload and try again",),
+                )
             plan = await self._gateway.prepare(settings)
             if self._config_path is not None:
                 try:

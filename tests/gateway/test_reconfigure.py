@@ -18,7 +18,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from panelhub.config.models import Settings
 from panelhub.config.store import load_settings, parse_settings
-from panelhub.errors import SettingsApplyError
+from panelhub.errors import SettingsApplyError, SettingsConflictError
 from panelhub.service import Gateway, ServiceController
 from tests.gateway.test_server import assert_closed
 from tests.harness import connect
@@ -245,3 +245,15 @@ async def test_saved_file_reads_back_the_same_and_keeps_the_previous_one(service
     )
     web_change = changed(second, web={"port": 8444})
     assert await control.apply_settings(web_change) == ("web",)
+
+
+async def test_a_change_made_from_replaced_settings_is_refused(service, tmp_path):
+    gateway, control = service
+    read_by_first = gateway.settings
+    await control.apply_settings(changed(read_by_first, gateway={"request_ttl_ms": 2000}))
+    with pytest.raises(SettingsConflictError, match="changed meanwhile"):
+        await control.apply_settings(
+            changed(read_by_first, gateway={"request_ttl_ms": 3000}), based_on=read_by_first
+        )
+    assert gateway.settings.gateway.request_ttl_ms == 2000
+    assert load_settings(tmp_path / "panelhub.toml").gateway.request_ttl_ms == 2000

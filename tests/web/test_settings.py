@@ -11,6 +11,7 @@ import html
 import tomllib
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -223,3 +224,37 @@ def test_changes_need_the_form_token(web, admin):
     )  # fmt: skip
     assert response.status_code == 403
     assert web.context.control.settings.gateway.request_ttl_ms == 6000
+
+
+def test_two_admins_saving_at_once_never_undo_each_other(web, admin):
+    """Each change is made from the settings it read: a stale one is refused, not applied."""
+
+    async def race() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=admin.app)
+        async with httpx.AsyncClient(transport=transport, base_url=ORIGIN,
+                                     cookies=dict(admin.cookies)) as client:  # fmt: skip
+            forms = [
+                {"csrf_token": csrf(web, admin), "original_name": ""} | LISTENER | {"name": name}
+                for name in ("alpha", "bravo")
+            ]
+            return list(await asyncio.gather(*(
+                client.post("/settings/modbus/listeners", data=form, headers={"origin": ORIGIN})
+                for form in forms
+            )))  # fmt: skip
+
+    answers = admin.portal.call(race)
+    statuses = sorted(answer.status_code for answer in answers)
+    saved = [listener.name for listener in load_settings(web.data_dir / "panelhub.toml").listeners]
+    running = [listener.config.name for listener in web.gateway.listeners]
+    assert saved == running == [item.name for item in web.context.control.settings.listeners]
+    if statuses == [303, 303]:
+        assert sorted(saved) == ["alpha", "bravo"]
+    else:
+        assert statuses == [303, 409]
+        assert len(saved) == 1
+        refused = next(answer for answer in answers if answer.status_code == 409)
+        assert "changed meanwhile" in refused.text
+    records = admin.portal.call(web.audit.query, AuditFilter(event=AuditEvent.CONFIG_CHANGED))
+    assert sorted(str(r.details["changed"]) for r in records if r.outcome == "success") == sorted(
+        f"listeners.{name} (added)" for name in saved
+    )

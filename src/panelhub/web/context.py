@@ -75,8 +75,14 @@ class ServiceControl(Protocol):
     def settings(self) -> Settings:
         """The settings in force now."""
 
-    async def apply_settings(self, settings: Settings) -> tuple[str, ...]:
+    async def apply_settings(
+        self, settings: Settings, *, based_on: Settings | None = None
+    ) -> tuple[str, ...]:
         """Save ``settings`` atomically and put them in force without a restart.
+
+        ``based_on``: the settings the change was made from; when others are in force by
+        now (another admin saved meanwhile), ``SettingsConflictError`` and nothing changes,
+        rather than one change silently undoing the other.
 
         Returns the setting names that only a restart puts in force. Raises
         ``SettingsApplyError`` when nothing was changed (the file and the running gateway

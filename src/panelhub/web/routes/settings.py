@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 from panelhub.config.diff import changed_settings
 from panelhub.config.models import Settings
 from panelhub.config.store import parse_settings
-from panelhub.errors import ConfigError, SettingsApplyError
+from panelhub.errors import ConfigError, SettingsApplyError, SettingsConflictError
 from panelhub.security.audit import AuditEvent, Outcome
 from panelhub.web.access import Access, api, client_address, context_of, page, session_of
 from panelhub.web.bodies import BodyError, read_json
@@ -94,7 +94,9 @@ async def apply_change(request: Request, data: dict[str, Any], interface: str) -
         return ()
     audit = {"user": session.user_name, "source": client_address(request), "interface": interface}
     try:
-        restart = await context.control.apply_settings(new)
+        restart = await context.control.apply_settings(new, based_on=old)
+    except SettingsConflictError as exc:
+        raise ChangeRefusedError("changed_meanwhile", exc.problems, 409) from exc
     except SettingsApplyError as exc:
         await context.audit.record(AuditEvent.CONFIG_CHANGED, outcome=Outcome.FAILURE,
                                    details={"changed": ", ".join(changed), "reason": str(exc)},
