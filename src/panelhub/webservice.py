@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,6 +41,11 @@ from panelhub.web.server import WebServer
 logger = logging.getLogger(__name__)
 
 RECOVERY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: A client's clock changes are recorded at most once in this time (the rest counted).
+CLOCK_RECORD_INTERVAL_S: Final = 60.0
+#: Clients tracked one by one; beyond, their changes are counted together as from "*".
+MAX_CLOCK_CLIENTS: Final = 64
+
 RECOVERY_MESSAGE = (
     "The account store of this panel server is missing or damaged, so nobody can log in.\n"
     "On the panel server's console, run:  panelhub user reset-password admin\n"
@@ -151,15 +158,29 @@ def refusal_recorder(audit: AuditLog) -> RefusalSink:
     return record
 
 
-def clock_recorder(audit: AuditLog) -> ClockSink:
-    """A ``clock.changed`` audit record for each clock change a Modbus client makes."""
+def clock_recorder(audit: AuditLog, *, clock: Callable[[], float] = time.monotonic) -> ClockSink:
+    """A ``clock.changed`` audit record per client and minute for clock changes over Modbus.
+
+    Rate-limited like refusals: a SCADA writing the clock in a loop must not roll the login
+    history off the audit log. The next record of that client says how many were left out.
+    """
+    last: dict[str, tuple[float, int]] = {}
 
     def record(*, client: str, listener: str, set_to: dt.datetime, offset: dt.timedelta) -> None:
+        now = clock()
+        key = client if client in last or len(last) < MAX_CLOCK_CLIENTS else "*"
+        recorded_at, suppressed = last.get(key, (-CLOCK_RECORD_INTERVAL_S, 0))
+        if now - recorded_at < CLOCK_RECORD_INTERVAL_S:
+            last[key] = (recorded_at, suppressed + 1)
+            return
+        last[key] = (now, 0)
         details: dict[str, DetailValue] = {
             "set_to": set_to.isoformat(timespec="milliseconds"),
             "offset_ms": round(offset.total_seconds() * 1000),
         }
-        audit.emit(AuditEvent.CLOCK_CHANGED, outcome=Outcome.SUCCESS, user=None, source=client,
+        if suppressed:
+            details["suppressed"] = suppressed  # changes since the last record of this client
+        audit.emit(AuditEvent.CLOCK_CHANGED, outcome=Outcome.SUCCESS, user=None, source=key,
                    interface=f"modbus:{listener}", details=details)  # fmt: skip
 
     return record

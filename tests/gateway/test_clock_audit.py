@@ -14,6 +14,7 @@ from panelhub.config.store import parse_settings
 from panelhub.modbus.datatypes import IECDateTime
 from panelhub.security.audit import AuditEvent, AuditFilter, AuditLog
 from panelhub.storage.db import Database
+from panelhub.webservice import clock_recorder
 from tests.cli.test_cli import free_port
 
 pytestmark = pytest.mark.interop
@@ -69,3 +70,25 @@ async def test_a_clock_set_over_modbus_is_audited_and_survives_new_settings(tmp_
     assert (record.source, record.interface, record.user) == ("127.0.0.1", "modbus:scada",
                                                               "anonymous")  # fmt: skip
     assert str(record.details["set_to"]).startswith("2031-05-17T08:30:15")
+
+
+async def test_a_client_writing_the_clock_in_a_loop_is_recorded_once_a_minute(tmp_path):
+    db = Database.open(tmp_path / "state.sqlite")
+    now = [1000.0]
+    audit = AuditLog(db)
+    record = clock_recorder(audit, clock=lambda: now[0])
+    try:
+        for second in range(120):
+            now[0] = 1000.0 + second * 0.5  # two writes a second for a minute
+            record(client="10.0.0.5", listener="scada", set_to=WANTED, offset=dt.timedelta())
+        record(client="10.0.0.6", listener="scada", set_to=WANTED, offset=dt.timedelta())
+        now[0] = 1061.0
+        record(client="10.0.0.5", listener="scada", set_to=WANTED, offset=dt.timedelta())
+        records = list(reversed(await audit.query(AuditFilter(event=AuditEvent.CLOCK_CHANGED))))
+    finally:
+        db.close()
+    assert [(r.source, r.details.get("suppressed")) for r in records] == [
+        ("10.0.0.5", None),
+        ("10.0.0.6", None),
+        ("10.0.0.5", 119),
+    ]
