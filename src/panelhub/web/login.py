@@ -71,7 +71,7 @@ async def log_in(
         await audit(AuditEvent.LOGIN_OK, outcome=Outcome.SUCCESS)
         return LoginAttempt(LoginState.OK, session_id=session_id, session=session)
     if result.outcome is LoginOutcome.LOCKED:
-        until = _iso(result.locked_until)
+        until = utc_iso(result.locked_until)
         await audit(
             AuditEvent.LOGIN_LOCKED, outcome=Outcome.FAILURE, details={"locked_until": until}
         )
@@ -137,5 +137,7 @@ def label_of(context: WebContext, typed_name: str) -> str:
         return UNLABELLED_UNKNOWN_USER
 
 
-def _iso(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="seconds")
+def utc_iso(epoch_s: float) -> str:
+    """A moment as the API and the audit log give times: ISO 8601, seconds, UTC as ``Z``."""
+    moment = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

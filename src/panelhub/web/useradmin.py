@@ -18,7 +18,6 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,6 +30,7 @@ from panelhub.security.lockout import is_locked
 from panelhub.security.passwords import generate_password
 from panelhub.security.sessions import Session
 from panelhub.web.context import WebContext
+from panelhub.web.login import utc_iso
 
 INTERFACE = "web"
 #: Names the audit log uses for who acted when no account did (``ANONYMOUS``, ``SYSTEM``, the
@@ -266,7 +266,7 @@ class Administration:
             has_password=account.has_password,
             must_change_password=account.must_change_password,
             failed_logins=account.failed_logins,
-            locked_until=_iso(account.locked_until) if locked else None,
+            locked_until=utc_iso(account.locked_until) if locked else None,
             live_sessions=live_sessions,
             created_at=account.created_at,
             password_changed_at=account.password_changed_at,
@@ -291,8 +291,3 @@ class Administration:
             interface=INTERFACE,
             details={"target": target, "reason": reason.value},
         )
-
-
-def _iso(timestamp: float) -> str:
-    moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -8,7 +8,6 @@ which this server never grants; the ``Origin`` check stands behind it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +18,7 @@ from panelhub.errors import AccountError, WeakPasswordError
 from panelhub.security.sessions import Session
 from panelhub.web.access import Access, api, client_address, context_of, is_same_origin, session_of
 from panelhub.web.bodies import BodyError, read_json
-from panelhub.web.login import LoginState, change_own_password, log_in, log_out
+from panelhub.web.login import LoginState, change_own_password, log_in, log_out, utc_iso
 from panelhub.web.routes.auth import clear_session_cookie, set_session_cookie
 
 
@@ -74,9 +73,8 @@ async def login(request: Request) -> Response:
         limited.headers["Retry-After"] = str(attempt.retry_after_s)
         return limited
     if attempt.state is LoginState.LOCKED:
-        until = dt.datetime.fromtimestamp(attempt.locked_until, dt.UTC)
         return _error("locked", "this account is locked", 401,
-                      locked_until=until.isoformat(timespec="seconds"))  # fmt: skip
+                      locked_until=utc_iso(attempt.locked_until))  # fmt: skip
     return _error("bad_credentials", "wrong user name or password", 401)
 
 

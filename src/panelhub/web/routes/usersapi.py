@@ -36,7 +36,7 @@ from panelhub.web.useradmin import (
 )
 
 #: A users request is a name and a role or a flag: a few hundred bytes. Larger is refused
-#: before parsing.
+#: before the JSON is parsed (the body itself is bounded by ``middleware.MAX_BODY_BYTES``).
 MAX_BODY_BYTES: Final = 4_096
 
 
