@@ -5,11 +5,11 @@ browsers trust to be this panel.
 
 An owner's certificate is installed from two uploads (the chain, leaf first, and its private
 key), each refused beyond ``MAX_UPLOAD_BYTES`` (the request as a whole is bounded earlier, by
-``middleware.MAX_BODY_BYTES``, when the form token check parses it). Every check runs before anything on disk
-changes (``certs.install_certificate``), so a refused upload leaves the panel serving what it
-served; an accepted one is served on new connections at once (``ServedCertificate``), and HSTS
-starts with it. Every attempt is audited with the certificate's subject and fingerprint or the
-reason for the refusal, never with key material.
+``middleware.MAX_BODY_BYTES``, when the form token check parses it). Every check runs before
+anything on disk changes (``certs.install_certificate``), so a refused upload leaves the panel
+serving what it served; an accepted one is served on new connections at once
+(``ServedCertificate``), and HSTS starts with it. Every attempt is audited with the
+certificate's subject and fingerprint or the reason for the refusal, never with key material.
 """
 
 from __future__ import annotations
