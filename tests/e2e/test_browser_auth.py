@@ -148,6 +148,9 @@ def test_five_more_failures_after_the_first_lock_lock_it_for_an_hour(page: Page,
 
 def download(page: Page, link: str) -> str:
     """Click a download link as the user does; the file's text as the browser saved it."""
+    # Once the page has finished loading (its icon too): a download started while the
+    # browser still fetches for the page can be cancelled by it.
+    page.wait_for_load_state("networkidle")
     with page.expect_download() as info:
         page.click(link)
     saved = info.value.path()
