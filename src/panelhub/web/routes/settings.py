@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
-from panelhub.config.diff import changed_settings
+from panelhub.config.diff import ITEM_KEYS, changed_settings
 from panelhub.config.models import Settings
 from panelhub.config.store import parse_settings
 from panelhub.errors import ConfigError, SettingsApplyError, SettingsConflictError
@@ -190,12 +190,7 @@ async def save_listener(request: Request) -> Response:
 
 async def delete_listener(request: Request) -> Response:
     name = request.path_params["name"]
-    data = _current(request)
-    remaining = [item for item in data["listeners"] if item["name"] != name]
-    if len(remaining) == len(data["listeners"]):
-        return _render(request, problems=(f"listener {name!r} does not exist",), status=404)
-    data["listeners"] = remaining
-    return await _submit(request, data, f"listener:{name}")
+    return await _delete(request, "listeners", name, f"listener {name!r} does not exist")
 
 
 async def save_route(request: Request) -> Response:
@@ -214,12 +209,18 @@ async def save_route(request: Request) -> Response:
 
 async def delete_route(request: Request) -> Response:
     unit_id = request.path_params["unit_id"]
+    return await _delete(request, "routes", unit_id, f"there is no route for unit {unit_id}")
+
+
+async def _delete(request: Request, section: str, key: object, missing: str) -> Response:
+    """Remove the item of ``section`` named by ``key`` (its ``ITEM_KEYS`` field)."""
     data = _current(request)
-    remaining = [item for item in data["routes"] if item["unit_id"] != unit_id]
-    if len(remaining) == len(data["routes"]):
-        return _render(request, problems=(f"there is no route for unit {unit_id}",), status=404)
-    data["routes"] = remaining
-    return await _submit(request, data, "route")
+    field = ITEM_KEYS[section]
+    remaining = [item for item in data[section] if item[field] != key]
+    if len(remaining) == len(data[section]):
+        return _render(request, problems=(missing,), status=404)
+    data[section] = remaining
+    return await _submit(request, data, f"{section}:{key}")
 
 
 # -- API
