@@ -10,6 +10,10 @@
     ├─ AccountError                     an account change or check that cannot be done
     ├─ CertificateError                 a TLS certificate or key that cannot be used
     ├─ WeakPasswordError                a new password breaks the password policy
+    ├─ TemplateError                    a device template (model) file or form is invalid
+    ├─ DeviceError                      a device cannot be added, found or identified
+    │  └─ DiscoveryCancelledError       a discovery run was cancelled by its user
+    ├─ DatalogStoreError                the time-series database is missing, damaged or full
     └─ ModbusError
        ├─ ProtocolError
        │  ├─ LocalProtocolError         we were asked to build a frame the protocol forbids
@@ -86,6 +90,37 @@ class WeakPasswordError(PanelHubError):
     def __init__(self, problems: tuple[str, ...]) -> None:
         super().__init__("; ".join(problems) or "the password breaks the policy")
         self.problems = problems
+
+
+class TemplateError(PanelHubError):
+    """A device template cannot be used; ``problems`` names each fault with its location.
+
+    A location is ``FILE:LINE`` for a file (or ``LINE`` for text pasted in a form), so the
+    author of a custom model finds the offending line at once.
+    """
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class DeviceError(PanelHubError):
+    """A device cannot be added, reached or identified; the message says which and why."""
+
+
+class DiscoveryCancelledError(DeviceError):
+    """A discovery run stopped because its user cancelled it; what it found so far is kept."""
+
+
+class DatalogStoreError(PanelHubError):
+    """The time-series database cannot be used; ``path`` says which file.
+
+    Polling goes on without storing (samples are counted as lost) until it is usable again.
+    """
+
+    def __init__(self, message: str, *, path: object) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class ModbusError(PanelHubError):
