@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -539,3 +540,93 @@ def test_route_to_unit_255_of_a_tcp_device_accepted():
         {"buses": [TCP_BUS], "routes": [{"unit_id": 250, "bus": "meter", "target_unit_id": 255}]}
     )
     assert settings.routes[0].target_unit_id == 255
+
+
+# --- devices and the datalogger ------------------------------------------------------------------
+
+SIM_DEVICE: dict[str, Any] = {"name": "Main incomer", "model": "panelhub-sim-pm3", "bus": "meter"}
+
+
+def _settings_with_devices(*devices: dict[str, Any], **extra: Any) -> Settings:
+    return Settings.model_validate({"buses": [RTU_BUS, TCP_BUS], "devices": list(devices), **extra})
+
+
+def test_device_defaults_log_every_5_minutes_as_other_electricity():
+    (device,) = _settings_with_devices(SIM_DEVICE).devices
+    assert (device.unit_id, device.period_min, device.enable) == (1, 5, True)
+    assert (device.usage, device.commodity) == (models.Usage.OTHER, models.Commodity.ELECTRICITY)
+    assert device.measurements == ()
+
+
+def test_device_with_every_setting():
+    settings = _settings_with_devices(
+        {
+            **SIM_DEVICE,
+            "label": "Q1",
+            "unit_id": 3,
+            "usage": "main",
+            "zone": "Ground floor",
+            "commodity": "electricity",
+            "period_min": 15,
+            "live_period_s": 2,
+            "measurements": [
+                {"key": "frequency", "enable": False},
+                {"key": "active_energy_import", "period_min": 1},
+            ],
+            "max_registers_per_request": 40,
+            "max_gap": 4,
+            "replacements": [
+                {"key": "active_energy_import", "at": "2026-03-01T10:00:00+01:00", "new_initial": 2}
+            ],
+        },
+        timezone="Europe/Paris",
+        datalogger={"raw_retention_days": 30, "rollup_retention_days": 3650},
+    )
+    (device,) = settings.devices
+    assert device.usage is models.Usage.MAIN
+    assert device.measurements[1].period_min == 1
+    assert device.replacements[0].old_final is None
+    assert settings.timezone == "Europe/Paris"
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ({**SIM_DEVICE, "name": " Padded"}, "must not start or end with a space"),
+        ({**SIM_DEVICE, "name": "a/b"}, "must be printable"),
+        ({**SIM_DEVICE, "name": "tab\there"}, "must be printable"),
+        ({**SIM_DEVICE, "name": "x" * 21}, "at most 20 characters"),
+        ({**SIM_DEVICE, "period_min": 7}, "period_min"),
+        ({**SIM_DEVICE, "usage": "toaster"}, "usage"),
+        ({**SIM_DEVICE, "model": "Bad Model"}, "model"),
+        ({**SIM_DEVICE, "bus": "nowhere"}, "devices[0].bus names 'nowhere'"),
+        ({**SIM_DEVICE, "bus": "rs485", "unit_id": 248}, "serial line 'rs485'"),
+        (
+            {**SIM_DEVICE, "measurements": [{"key": "frequency"}, {"key": "frequency"}]},
+            "'frequency' appears twice",
+        ),
+        (
+            {**SIM_DEVICE, "replacements": [{"key": "e", "at": "2026-03-01T10:00:00"}]},
+            "needs a UTC offset",
+        ),
+    ],
+)
+def test_bad_devices_refused_with_the_reason(device, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        _settings_with_devices(device)
+
+
+def test_two_devices_with_one_name_or_one_address_refused():
+    with pytest.raises(ValidationError, match="devices: 'main incomer' appears twice"):
+        _settings_with_devices(SIM_DEVICE, {**SIM_DEVICE, "name": "MAIN INCOMER", "unit_id": 2})
+    with pytest.raises(ValidationError, match="'meter unit 1' appears twice"):
+        _settings_with_devices(SIM_DEVICE, {**SIM_DEVICE, "name": "Other"})
+
+
+def test_unknown_time_zone_and_short_rollup_retention_refused():
+    with pytest.raises(ValidationError, match="not a known IANA time zone"):
+        Settings.model_validate({"timezone": "Mars/Olympus"})
+    with pytest.raises(ValidationError, match="rollup_retention_days must not be shorter"):
+        Settings.model_validate(
+            {"datalogger": {"raw_retention_days": 400, "rollup_retention_days": 300}}
+        )

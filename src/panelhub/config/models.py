@@ -7,6 +7,9 @@ never the whole tree. Cross-field checks raise; nothing here silently corrects a
 from __future__ import annotations
 
 import ipaddress
+import zoneinfo
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -174,6 +177,137 @@ class WebConfig(FrozenModel):
     session_absolute_timeout_s: int = Field(43_200, ge=300, le=604_800)
 
 
+class Usage(StrEnum):
+    """What a device's consumption is for (the reference device's usage list, §1.5).
+
+    ``MAIN`` and ``SUB_MAIN`` measure other devices' consumption again: aggregates by usage or
+    zone leave them out, so nothing is counted twice.
+    """
+
+    MAIN = "main"  # main / incomer
+    SUB_MAIN = "sub-main"  # sub-main / head of group
+    HEATING = "heating"
+    COOLING = "cooling"
+    HVAC = "hvac"
+    VENTILATION = "ventilation"
+    LIGHTING = "lighting"
+    OFFICE_EQUIPMENT = "office-equipment"
+    COOKING = "cooking"
+    REFRIGERATION = "refrigeration"
+    ELEVATORS = "elevators"
+    COMPUTERS = "computers"
+    RENEWABLE = "renewable"
+    GENSET = "genset"
+    COMPRESSED_AIR = "compressed-air"
+    VAPOR = "vapor"
+    MACHINE = "machine"
+    PROCESS = "process"
+    PUMPS = "pumps"
+    OTHER = "other"
+
+
+class Commodity(StrEnum):
+    ELECTRICITY = "electricity"
+    GAS = "gas"
+    FUEL_OIL = "fuel-oil"
+    AIR = "air"
+    STEAM = "steam"
+    WATER = "water"
+    HEAT = "heat"
+    OTHER = "other"
+
+
+#: Logging periods offered, in minutes (FEATURES.md "Datalogger").
+LOGGING_PERIODS_MIN: Final = (1, 5, 10, 15, 30, 60)
+LoggingPeriod = Literal[1, 5, 10, 15, 30, 60]
+#: A device's name as the pages, trends and CSV files show it: the reference device's limit.
+DEVICE_NAME_MAX: Final = 20
+#: A measurement's key in its device template.
+MeasurementKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+#: A device template's id.
+ModelId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
+
+
+class MeasurementSamplingConfig(FrozenModel):
+    """A measurement whose logging differs from its device's: off, or another period."""
+
+    key: MeasurementKey
+    enable: bool = True
+    period_min: LoggingPeriod | None = None  # None: the device's period
+
+
+class MeterReplacementConfig(FrozenModel):
+    """A meter swapped for another: its counter restarts, and consumption must not jump.
+
+    ``old_final`` is the old meter's last reading (None: the last one logged), ``new_initial``
+    the new meter's first; both in the counter's unit as the template gives it.
+    """
+
+    key: MeasurementKey
+    at: datetime
+    old_final: float | None = None
+    new_initial: float = 0.0
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-03-01T10:00:00+01:00")
+        return value
+
+
+class DeviceConfig(FrozenModel):
+    """A device the datalogger polls: where it is, what model it is, and what it measures for."""
+
+    name: str = Field(min_length=1, max_length=DEVICE_NAME_MAX)
+    #: The circuit label printed on the panel, e.g. "Q12".
+    label: str = Field("", max_length=16)
+    model: ModelId
+    #: The downstream bus (TCP device or serial line) and the device's address on it.
+    bus: Name
+    unit_id: Annotated[int, Field(ge=1, le=255)] = 1
+    enable: bool = True
+    usage: Usage = Usage.OTHER
+    zone: str = Field("", max_length=32)
+    commodity: Commodity = Commodity.ELECTRICITY
+    period_min: LoggingPeriod = 5
+    #: How often the monitoring page's live values are read while someone watches them.
+    live_period_s: int = Field(10, ge=1, le=3_600)
+    measurements: tuple[MeasurementSamplingConfig, ...] = ()
+    #: The template's limits, for a device (or a gateway in front of it) that allows less.
+    max_registers_per_request: int | None = Field(None, ge=1, le=125)
+    max_gap: int | None = Field(None, ge=0, le=124)
+    replacements: tuple[MeterReplacementConfig, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        # The name goes into file names (CSV publication) and page titles.
+        if value != value.strip():
+            raise ValueError("must not start or end with a space")
+        if not value.isprintable() or any(char in value for char in "/\\"):
+            raise ValueError("must be printable, without / or \\")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> DeviceConfig:
+        _unique(f"devices[{self.name}].measurements", [m.key for m in self.measurements])
+        return self
+
+
+class DataloggerConfig(FrozenModel):
+    enable: bool = True
+    #: Raw samples older than this are deleted; rollups (5 min, hour, day) stay longer.
+    raw_retention_days: int = Field(400, ge=1, le=3_660)
+    rollup_retention_days: int = Field(3_660, ge=30, le=36_600)
+
+    @model_validator(mode="after")
+    def _rollups_outlive_raw(self) -> DataloggerConfig:
+        if self.rollup_retention_days < self.raw_retention_days:
+            raise ValueError("rollup_retention_days must not be shorter than raw_retention_days")
+        return self
+
+
 class Settings(FrozenModel):
     #: Accounts, audit log, certificates: kept 0700, owner only.
     data_dir: Path = Path("/var/lib/panelhub")
@@ -182,6 +316,10 @@ class Settings(FrozenModel):
     listeners: tuple[ListenerConfig, ...] = ()
     buses: tuple[BusConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    devices: tuple[DeviceConfig, ...] = ()
+    datalogger: DataloggerConfig = DataloggerConfig()
+    #: IANA time zone of the installation: local days, the pages' clock, CSV local times.
+    timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -205,7 +343,31 @@ class Settings(FrozenModel):
                 )
         endpoints = [f"{lst.host}:{lst.port}" for lst in self.listeners if lst.port]  # 0: any
         _unique("listener addresses", endpoints)
+        self._check_devices(bus_names, serial_buses)
         return self
+
+    def _check_devices(self, bus_names: set[str], serial_buses: set[str]) -> None:
+        _unique("devices", [device.name.casefold() for device in self.devices])
+        _unique("device addresses", [f"{d.bus} unit {d.unit_id}" for d in self.devices])
+        for index, device in enumerate(self.devices):
+            if device.bus not in bus_names:
+                raise ValueError(
+                    f"devices[{index}].bus names {device.bus!r}, which is not in buses"
+                )
+            if device.bus in serial_buses and device.unit_id > MAX_SERIAL_UNIT_ID:
+                raise ValueError(
+                    f"devices[{index}] has address {device.unit_id} on serial line "
+                    f"{device.bus!r}, which has addresses 1 to {MAX_SERIAL_UNIT_ID} only"
+                )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a known IANA time zone") from exc
+        return value
 
 
 def _unique(what: str, names: list[str]) -> None:
