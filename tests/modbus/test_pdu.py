@@ -412,3 +412,60 @@ def test_read_registers_response_round_trip(function_code, values):
     assert struct.unpack(f">{len(values)}H", wire[2:]) == tuple(values)
     decoded = pdus.decode_read_registers_response(wire, unit_id=1, function_code=function_code)
     assert decoded == tuple(values)
+
+
+# --- decoding what a device says about itself, and bits ------------------------------------------
+
+
+def test_decode_spec_device_identification_response():
+    objects = [(0x00, b"Company identification"), (0x01, b"Product code XX"), (0x02, b"V2.11")]
+    wire = pdus.encode_device_identification_response(1, objects, conformity=0x01)
+    decoded = pdus.decode_device_identification_response(wire, unit_id=1)
+    assert decoded.objects == dict(objects)
+    assert (decoded.read_code, decoded.conformity) == (1, 0x01)
+    assert (decoded.more_follows, decoded.next_object_id) == (False, 0)
+
+
+def test_decode_device_identification_more_follows():
+    wire = h("2B 0E 02 82 FF 04 01 03 03") + b"PM1"
+    decoded = pdus.decode_device_identification_response(wire, unit_id=7)
+    assert decoded.objects == {3: b"PM1"}
+    assert (decoded.more_follows, decoded.next_object_id) == (True, 4)
+
+
+@pytest.mark.parametrize(
+    ("wire", "message"),
+    [
+        (h("2B 0D 01 01 00 00 00"), "not a read device identification"),
+        (h("2B 0E 01 01 00"), "not a read device identification"),
+        (h("2B 0E 01 01 00 00 01 00"), "runs past"),
+        (h("2B 0E 01 01 00 00 01 00 05 41 42"), "runs past"),
+        (h("2B 0E 01 01 00 00 01 00 01 41 42"), "bytes after"),
+        (h("03 02 00 01"), "expected 43"),
+    ],
+)
+def test_decode_device_identification_refuses(wire, message):
+    with pytest.raises(RemoteProtocolError, match=message):
+        pdus.decode_device_identification_response(wire, unit_id=1)
+
+
+def test_decode_device_identification_exception_from_meters_without_it():
+    with pytest.raises(ModbusExceptionError) as caught:
+        pdus.decode_device_identification_response(h("AB 01"), unit_id=5)
+    assert (caught.value.unit_id, caught.value.exception_code) == (5, 1)
+
+
+@pytest.mark.parametrize("function_code", [1, 2])
+def test_decode_spec_read_bits_response(function_code):
+    # §6.1 example: coils 20-38 (19 bits) = CD 6B 05.
+    wire = bytes((function_code,)) + h("03 CD 6B 05")
+    bits = pdus.decode_read_bits_response(wire, unit_id=1, function_code=function_code, count=19)
+    assert bits[:8] == (True, False, True, True, False, False, True, True)  # 0xCD, LSB first
+    assert bits[16:] == (True, False, True)
+    assert len(bits) == 19
+
+
+@pytest.mark.parametrize("wire", [h("01"), h("01 02 CD"), h("01 01 CD 6B"), h("01 03 CD 6B 05 00")])
+def test_decode_read_bits_response_refuses_bad_byte_count(wire):
+    with pytest.raises(RemoteProtocolError, match="byte count"):
+        pdus.decode_read_bits_response(wire, unit_id=1, function_code=1, count=19)

@@ -284,3 +284,58 @@ def encode_device_identification_response(
             raise LocalProtocolError("device identification objects do not fit one PDU")
         body += bytes((object_id, len(value))) + value
     return bytes(body)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentification:
+    """A decoded 43/14 response: the objects of this PDU, and where the next one starts.
+
+    A device sends "more follows" (0xFF) with ``next_object_id`` when the objects do not fit
+    one PDU; the client asks again from there (§6.21).
+    """
+
+    read_code: int
+    conformity: int
+    objects: dict[int, bytes]
+    more_follows: bool
+    next_object_id: int
+
+
+def decode_device_identification_response(pdu: bytes, *, unit_id: int) -> DeviceIdentification:
+    """Objects of a function 43 / MEI 14 response, checked against their declared lengths.
+
+    Raises:
+        ModbusExceptionError: the server answered with an exception (many meters answer 01).
+        RemoteProtocolError: wrong MEI type, a length that runs past the PDU, or bytes left over.
+
+    """
+    check_response(pdu, unit_id=unit_id, function_code=FunctionCode.ENCAPSULATED_INTERFACE)
+    if len(pdu) < 7 or pdu[1] != MEI_READ_DEVICE_IDENTIFICATION:
+        raise RemoteProtocolError("not a read device identification response")
+    read_code, conformity, more, next_id, count = pdu[2:7]
+    objects: dict[int, bytes] = {}
+    at = 7
+    for _ in range(count):
+        if at + 2 > len(pdu) or at + 2 + pdu[at + 1] > len(pdu):
+            raise RemoteProtocolError("device identification object runs past the response")
+        objects[pdu[at]] = pdu[at + 2 : at + 2 + pdu[at + 1]]
+        at += 2 + pdu[at + 1]
+    if at != len(pdu):
+        raise RemoteProtocolError("device identification response has bytes after its objects")
+    return DeviceIdentification(read_code, conformity, objects, more == 0xFF, next_id)
+
+
+def decode_read_bits_response(
+    pdu: bytes, *, unit_id: int, function_code: int, count: int
+) -> tuple[bool, ...]:
+    """The first ``count`` bits of a function 1 or 2 response, lowest address first (§6.1).
+
+    Raises:
+        ModbusExceptionError: the server answered with an exception.
+        RemoteProtocolError: the byte count does not match the PDU or ``count`` bits.
+
+    """
+    check_response(pdu, unit_id=unit_id, function_code=function_code)
+    if len(pdu) < 2 or len(pdu) != 2 + pdu[1] or pdu[1] != (count + 7) // 8:
+        raise RemoteProtocolError("bit response byte count does not match its length")
+    return tuple(bool(pdu[2 + i // 8] >> (i % 8) & 1) for i in range(count))
