@@ -21,6 +21,9 @@ MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", 
 MAX_TIME_TICKS: Final = 8
 #: About as many value intervals as a 200 px high plot reads without crowding.
 VALUE_TICK_TARGET: Final = 5
+#: A range narrower than this share of its values (or than this, for values below 1) is drawn
+#: as flat: ticks near a float's precision (2**-52 relative) would repeat the same label.
+RELATIVE_RESOLUTION: Final = 1e-9
 #: 1-2-5 steps (times a power of ten) are the ones people read at a glance.
 NICE_MULTIPLES: Final = (1.0, 2.0, 5.0, 10.0)
 
@@ -66,20 +69,23 @@ class Tick:
 def value_ticks(low: float, high: float, *, target: int = VALUE_TICK_TARGET) -> list[Tick]:
     """Return 1-2-5 ticks whose first is <= ``low`` and last >= ``high``.
 
-    Non-finite bounds give 0..1 (an empty chart still has an axis); equal bounds are widened
-    so a flat line sits mid-chart.
+    Non-finite bounds give 0..1 (an empty chart still has an axis); equal (or nearly equal)
+    bounds are widened so a flat line sits mid-chart.
     """
     if not (math.isfinite(low) and math.isfinite(high)):
         low, high = 0.0, 1.0
     low, high = min(low, high), max(low, high)
-    if high == low:
+    if high - low <= max(abs(low), abs(high), 1.0) * RELATIVE_RESOLUTION:
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
     raw = (high - low) / target
     magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(multiple * magnitude for multiple in NICE_MULTIPLES if multiple * magnitude >= raw)
+    # The products are checked, not the quotients: low / step rounds (to 0 for a tiny low).
     first = math.floor(low / step)
+    first -= first * step > low
     last = math.ceil(high / step)
+    last += last * step < high
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     ticks = []
     for index in range(first, last + 1):
