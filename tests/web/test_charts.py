@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from panelhub.storage.series import Quality, Sample
+from panelhub.storage.series import Quality, Resolution, Rollup, Sample
 from panelhub.web.charts import (
     BarSeries,
     Bucket,
@@ -189,3 +189,19 @@ def test_a_period_without_consumption_says_so() -> None:
 
     assert "No consumption" in [node.text for node in root.iter(f"{NS}text")]
     assert not [node for node in root.iter(f"{NS}circle") if node.get("class") == "slice"]
+
+
+def test_hourly_rollups_draw_their_means_and_an_empty_hour_is_a_gap() -> None:
+    rollups = [
+        Rollup(1, Resolution.HOUR, DAY_START + 3_600 * hour, 60, 229, 233, 230.0 + hour, math.nan)
+        for hour in range(24)
+    ]
+    nan = math.nan
+    rollups[10] = Rollup(1, Resolution.HOUR, DAY_START + 36_000, 0, nan, nan, nan, nan, Quality.GAP)
+
+    series = ChartSeries.from_rollups("Main", rollups)
+    root = parse(line_chart([series], DAY, unit="V", title="Voltage"))
+
+    (group,) = series_groups(root)
+    assert len(group.findall(f"{NS}polyline")) == 2
+    assert titles(group, "circle")[1] == "2026-11-27 01:00, Main, 231.0 V"

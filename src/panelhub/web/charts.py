@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Final
 
-from panelhub.storage.series import Quality, Sample
+from panelhub.storage.series import Quality, Rollup, Sample
 from panelhub.web import chartsvg
 from panelhub.web.chartaxes import TimeUnit, time_label, time_ticks, value_ticks
 from panelhub.web.chartpoints import Point, runs
@@ -60,6 +60,22 @@ class Period:
 class ChartSeries:
     label: str  # the device name (user input), shown in the legend and the tooltips
     samples: Sequence[Sample]  # oldest first; invalid samples are gaps
+
+    @classmethod
+    def from_rollups(cls, label: str, rollups: Sequence[Rollup]) -> ChartSeries:
+        """Return the series of the buckets' means, at their start; an empty bucket is a gap.
+
+        Long trends read rollups (5 minutes, hours) rather than raw samples.
+        """
+        return cls(
+            label,
+            [
+                Sample(rollup.start, rollup.mean)
+                if rollup.count and math.isfinite(rollup.mean)
+                else Sample.invalid(rollup.start)
+                for rollup in rollups
+            ],
+        )
 
 
 @dataclass(frozen=True, slots=True)
