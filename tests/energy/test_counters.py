@@ -15,6 +15,7 @@ from panelhub.energy.counters import (
     MeterReplacement,
     bucket_consumption,
     counter_steps,
+    rollover_for,
 )
 from panelhub.storage.series import Quality, Sample
 
@@ -229,6 +230,33 @@ def test_the_result_names_each_bucket():
 def test_bad_inputs_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("data_type", "scale", "rollover_at"),
+    [
+        ("uint32", 1, 2**32),
+        ("uint16", 10, 655_360),
+        ("int64", -0.001, 2**64 / 1000),
+        ("float32", 1, None),
+        ("float64", 1000, None),
+    ],
+)
+def test_rollover_from_the_register_type_and_scale(data_type, scale, rollover_at):
+    assert rollover_for(data_type, scale=scale) == rollover_at
+
+
+def test_a_signed_register_wrapping_from_top_to_bottom_is_a_rollover():
+    top = rollover_for("int32", scale=1)
+    assert top is not None
+    assert consumption(readings(2**31 - 2, -(2**31) + 1), rollover_at=top)[0] == (3, Q.ROLLOVER)
+
+
+@pytest.mark.parametrize(("data_type", "scale", "message"), [("int8", 1, "not a register"),
+                                                              ("uint32", 0, "scale")])  # fmt: skip
+def test_rollover_for_refuses_unknown_types_and_zero_scale(data_type, scale, message):
+    with pytest.raises(ValueError, match=message):
+        rollover_for(data_type, scale=scale)
 
 
 # --- properties -------------------------------------------------------------------------------

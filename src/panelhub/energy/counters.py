@@ -71,6 +71,32 @@ GAP_FACTOR: Final = 1.5
 ROLLOVER_WINDOW: Final = 0.1
 
 
+#: How many values an integer register holds, by the template's type name: a counter in it
+#: wraps after that many steps (a signed one from its largest to its smallest value).
+_INTEGER_RANGES: Final = {
+    "int16": 2**16, "uint16": 2**16, "int32": 2**32, "uint32": 2**32,
+    "int64": 2**64, "uint64": 2**64,
+}  # fmt: skip
+
+
+def rollover_for(data_type: str, *, scale: float) -> float | None:
+    """``CounterSpec.rollover_at`` for a counter register: its range times ``scale``.
+
+    ``scale`` takes a raw register value to the unit the samples are stored in (a uint32 of
+    10 Wh steps stored in Wh: 10). Float registers do not wrap: None.
+
+    Raises:
+        ValueError: an unknown type name, or a scale of 0.
+    """
+    if data_type in ("float32", "float64"):
+        return None
+    if data_type not in _INTEGER_RANGES:
+        raise ValueError(f"{data_type!r} is not a register type")
+    if not scale:
+        raise ValueError("a counter's scale cannot be 0")
+    return _INTEGER_RANGES[data_type] * abs(scale)
+
+
 @dataclass(frozen=True, slots=True)
 class MeterReplacement:
     """A meter swapped at ``ts`` (UTC seconds); readings from ``ts`` on are the new meter's."""
