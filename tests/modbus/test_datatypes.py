@@ -289,7 +289,7 @@ def test_decode_refuses_wide_registers():
         decode_number((0x10000,), DataType.UINT16, WordOrder.BIG)
 
 
-def _int_values(data_type):
+def _int_values(data_type: DataType) -> st.SearchStrategy[int]:
     low, high = data_type.int_range
     return st.integers(low, high)
 

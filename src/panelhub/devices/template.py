@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -58,7 +59,7 @@ class Measurement:
         """The address after the measurement's last register."""
         return self.address + self.register_count
 
-    def decode(self, registers: tuple[int, ...] | list[int]) -> float:
+    def decode(self, registers: Sequence[int]) -> float:
         """The value in ``unit``; NaN for an invalid marker or a NaN float.
 
         Raises:
@@ -99,7 +100,7 @@ class Probe:
     word_order: WordOrder
     equals: tuple[float, ...]
 
-    def matches(self, registers: tuple[int, ...] | list[int]) -> bool:
+    def matches(self, registers: Sequence[int]) -> bool:
         return decode_number(registers, self.data_type, self.word_order) in self.equals
 
 

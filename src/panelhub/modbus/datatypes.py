@@ -19,6 +19,7 @@ from __future__ import annotations
 import calendar
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -84,7 +85,7 @@ def _ordered(words: tuple[int, ...], word_order: WordOrder) -> tuple[int, ...]:
 
 
 def decode_number(
-    registers: tuple[int, ...] | list[int], data_type: DataType, word_order: WordOrder
+    registers: Sequence[int], data_type: DataType, word_order: WordOrder
 ) -> int | float:
     """Integers come back exact (a 64-bit counter never goes through a float).
 

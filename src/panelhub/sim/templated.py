@@ -91,11 +91,15 @@ def _literal_prefix(pattern: str) -> str:
 
 
 def _matching(pattern: re.Pattern[str] | None, candidates: Iterable[str]) -> str:
-    """The first candidate ``pattern`` accepts (all of them: the first), for FC 43 answers."""
+    """The first candidate ``pattern`` accepts, else the regex's literal start, for FC 43.
+
+    The template's own names come first, so "^SDM630" answers the model name "SDM630-Modbus"
+    as the real meter would; without a pattern the first candidate is the answer.
+    """
     candidates = [c for c in candidates if c]
     if pattern is None:
         return candidates[0]
-    for candidate in [_literal_prefix(pattern.pattern), *candidates]:
+    for candidate in [*candidates, _literal_prefix(pattern.pattern)]:
         if candidate and pattern.search(candidate):
             return candidate
     logger.warning("no simulated identity matches %r; discovery will not find it", pattern.pattern)
