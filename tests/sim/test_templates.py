@@ -9,9 +9,10 @@ from __future__ import annotations
 import fnmatch
 
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
 from pymodbus.constants import DeviceInformation
 from pymodbus.exceptions import ModbusIOException
+from pymodbus.framer import FramerType
 from pymodbus.pdu.mei_message import ReadDeviceInformationResponse
 
 from panelhub.devices.catalog import builtin_templates
@@ -19,7 +20,7 @@ from panelhub.devices.loader import parse_template
 from panelhub.devices.template import DeviceTemplate, Function, Measurement
 from panelhub.devices.units import UNITS
 from panelhub.errors import ConfigError
-from panelhub.sim import Meter, MeterKind, SimulatedMeter, serve_tcp
+from panelhub.sim import Meter, MeterKind, SimulatedMeter, serve_rtu, serve_tcp
 from panelhub.sim.registermap import Table
 from panelhub.sim.templated import TemplateMeter, _literal_prefix, template_identity
 from panelhub.storage.series import SeriesKind
@@ -62,7 +63,7 @@ def tolerance(m: Measurement, si_value: float) -> float:
     return 0.5 * abs(m.scale) * UNITS[m.unit].factor * (1 + 1e-9)
 
 
-async def read_measurement(client: AsyncModbusTcpClient, unit_id: int, m: Measurement) -> float:
+async def read_measurement(client: ModbusBaseClient, unit_id: int, m: Measurement) -> float:
     read = (
         client.read_holding_registers
         if m.function is Function.HOLDING_REGISTERS
@@ -370,3 +371,22 @@ def test_identity_answers_what_the_regex_accepts(product_code, answer, caplog):
     assert ("no simulated identity matches" in caplog.text) == (
         answer == "AM-3" and "[" in product_code
     )
+
+
+async def test_template_served_on_an_rtu_line():
+    template = builtin_templates()["panelhub-sim-cb3"]
+    meters = {4: Meter(template=template.id, seed=8), 5: Meter(MeterKind.SINGLE_PHASE)}
+    async with serve_rtu(meters, clock=lambda: FROZEN_S) as ep:
+        client = AsyncModbusSerialClient(
+            ep.client_path, framer=FramerType.RTU, baudrate=ep.line.baud_rate, parity="N",
+            timeout=CLIENT_TIMEOUT_S, retries=0,
+        )  # fmt: skip
+        assert await client.connect()
+        try:
+            device = ep.meters[4]
+            for m in template.measurements:
+                served = device.values[m.key]
+                value = await read_measurement(client, 4, m)
+                assert abs(value - served) <= tolerance(m, served), m.key
+        finally:
+            client.close()
