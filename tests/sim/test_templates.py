@@ -390,3 +390,25 @@ async def test_template_served_on_an_rtu_line():
                 assert abs(value - served) <= tolerance(m, served), m.key
         finally:
             client.close()
+
+
+async def test_probe_inside_a_measurement_answers_only_its_own_read():
+    # As the EM24 documents it: a one-word read of the code register gives the code, while the
+    # two-word read of the measurement around it gives the measurement.
+    text = MIXED.replace("address = 0x100\ntype = \"uint32\"\nequals = [70000, 70001]",
+                         "address = 11\ntype = \"uint16\"\nequals = [72]")  # fmt: skip
+    template = parse_template(text, source="x")
+    energy = template.measurement("active_energy_import")
+    assert (energy.function, energy.address, energy.register_count) == (Function(3), 10, 2)
+    async with serve_tcp({1: Meter(template=template)}, clock=lambda: FROZEN_S) as ep:
+        client = await connect(ep)
+        try:
+            r = await client.read_holding_registers(11, count=1, device_id=1)
+            assert r.registers == [72]
+            served = ep.meters[1].values[energy.key]
+            value = await read_measurement(client, 1, energy)
+            assert abs(value - served) <= tolerance(energy, served)
+            r = await client.read_holding_registers(11, count=1, device_id=1)
+            assert r.registers == [72]
+        finally:
+            client.close()

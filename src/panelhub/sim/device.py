@@ -164,14 +164,21 @@ class SimulatedDevice(ABC):
         registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
-        del count  # pymodbus has already checked the range against the table
+        # pymodbus has already checked the range against the table.
         table = FUNCTION_TABLES.get(function_code)
         if table is None or not self._has_table(table):
             return ExcCodes.ILLEGAL_FUNCTION
         if set_values is not None and (refusal := self._write(table, address, set_values)):
             return refusal
         self._copy_image(table, start_address, registers)
+        self._overlay(table, start_address, registers, (address, count))
         return None
+
+    def _overlay(
+        self, table: Table, start_address: int, registers: list[int], read: tuple[int, int]
+    ) -> None:
+        """Change what one particular read returns (address, count); the image stands otherwise."""
+        del table, start_address, registers, read
 
     def _write(self, table: Table, address: int, values: list[int] | list[bool]) -> ExcCodes | None:
         """Apply a write pymodbus has let through (tables not ``readonly``); None accepts it."""

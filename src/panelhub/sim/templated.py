@@ -156,6 +156,7 @@ class TemplateMeter(SimulatedDevice):
         if meter.template is None:
             raise ConfigError("TemplateMeter serves a template; use simulate() for a kind")
         self.template = resolve_template(meter.template)
+        self._probe_reads: dict[tuple[Table, int, int], tuple[int, ...]] = {}
         self._operating_origin_s = now_s - INITIAL_OPERATING_TIME_S
         super().__init__(
             unit_id,
@@ -189,9 +190,25 @@ class TemplateMeter(SimulatedDevice):
         for m in self.template.measurements:
             encoded = encode_number(_raw(m, values[m.key]), m.data_type, m.word_order)
             words.setdefault(TABLES[m.function], {}).update(enumerate(encoded, m.address))
+        self._add_probes(words)
+        self._words, self._bits = words, self._add_alarms(words, values)
+
+    def _add_probes(self, words: dict[Table, dict[int, int]]) -> None:
         for probe in self.template.identification.probes:
             encoded = encode_number(probe.equals[0], probe.data_type, probe.word_order)
-            words.setdefault(TABLES[probe.function], {}).update(enumerate(encoded, probe.address))
+            table = TABLES[probe.function]
+            span = range(probe.address, probe.address + len(encoded))
+            if any(address in words.get(table, {}) for address in span):
+                # A code register inside a measurement (EM24: the code's word is also the high
+                # word of V L3-L1): the device answers it only to a read of exactly the probe.
+                self._probe_reads[(table, probe.address, len(encoded))] = encoded
+                continue
+            words.setdefault(table, {}).update(enumerate(encoded, probe.address))
+
+    def _add_alarms(
+        self, words: dict[Table, dict[int, int]], values: Mapping[str, float]
+    ) -> dict[Table, dict[int, bool]]:
+        """Set register alarm bits in ``words``; return the coil and discrete-input bits."""
         bits: dict[Table, dict[int, bool]] = {}
         for alarm in self.template.alarms:
             is_set = values[alarm.key] > 0
@@ -203,7 +220,15 @@ class TemplateMeter(SimulatedDevice):
             mask = 1 << alarm.bit
             word = table_words.get(alarm.address, 0)
             table_words[alarm.address] = word | mask if is_set else word & ~mask
-        self._words, self._bits = words, bits
+        return bits
+
+    def _overlay(
+        self, table: Table, start_address: int, registers: list[int], read: tuple[int, int]
+    ) -> None:
+        address, count = read
+        words = self._probe_reads.get((table, address, count))
+        if words is not None:
+            registers[address - start_address : address - start_address + count] = words
 
     def _spans(self, function: Function) -> list[tuple[int, int]]:
         ident = self.template.identification
