@@ -11,7 +11,7 @@ import pytest
 from panelhub.config.models import Commodity
 from panelhub.devices.loader import MAX_MEASUREMENTS, parse_template
 from panelhub.devices.template import Function
-from panelhub.errors import TemplateError
+from panelhub.errors import RemoteProtocolError, TemplateError
 from panelhub.modbus.datatypes import DataType, WordOrder
 from panelhub.storage.series import SeriesKind
 
@@ -118,6 +118,27 @@ CASES = {
     "unknown key in limits": (
         HEAD.replace("max_gap = 2", "max_gaps = 2  # HERE") + VOLTAGE,
         "unknown key 'max_gaps' in [limits]",
+    ),
+    "unknown key in defaults": (
+        HEAD.replace('type = "float32"', 'type = "float32"\nscale = 2  # HERE') + VOLTAGE,
+        "unknown key 'scale' in [defaults]",
+    ),
+    "unknown key in identification": (
+        HEAD.replace('product_code = "^M1"', 'serial = "1"  # HERE') + VOLTAGE,
+        "unknown key 'serial' in [identification]",
+    ),
+    "unknown key in a probe": (
+        HEAD + "\n[[identification.probe]]\nfunction = 3\naddress = 2\nequals = [1]\n"
+        "mask = 3  # HERE\n" + VOLTAGE,
+        "unknown key 'mask' in [[identification.probe]]",
+    ),
+    "unknown key in an alarm": (
+        HEAD + VOLTAGE + '\n[[alarms]]\nkey = "al"\nfunction = 1\naddress = 4\nlevel = 2  # HERE\n',
+        "unknown key 'level' in [[alarms]]",
+    ),
+    "probe without function": (
+        HEAD + "\n[[identification.probe]]  # HERE\naddress = 2\nequals = [1]\n" + VOLTAGE,
+        "[[identification.probe]] needs 'function'",
     ),
     "missing id": (
         HEAD.replace('id = "acme-m1"', "# HERE") + VOLTAGE,
@@ -378,3 +399,17 @@ def test_alarm_bit_may_share_a_state_register():
     assert template.measurement("status").kind is SeriesKind.STATE
     assert template.alarms[0].bit == 1
     assert template.alarms[0].name == "trip"
+
+
+def test_decode_with_the_wrong_register_count():
+    voltage = parse_template(VALID, source="x").measurement("voltage_l1_n")
+    with pytest.raises(RemoteProtocolError, match="float32 needs 2 registers, got 1"):
+        voltage.decode([0x4366])
+
+
+def test_probe_matches_raw_values():
+    text = HEAD + "\n[[identification.probe]]\nfunction = 4\naddress = 2\nequals = [7, 9]\n"
+    (probe,) = parse_template(text + VOLTAGE, source="x").identification.probes
+    assert probe.function is Function.INPUT_REGISTERS
+    assert probe.matches([9])
+    assert not probe.matches([8])

@@ -1,9 +1,8 @@
 """Where a table or key of a TOML document is: the line numbers ``tomllib`` does not give.
 
 A light scan, not a parser: it follows ``[table]`` and ``[[array]]`` headers and ``key =``
-lines, which is how device templates are written. Lines inside multi-line strings or arrays
-that happen to look like a key can only shadow a later key of the same name, never hide the
-table a problem belongs to; a key not found falls back to its table's header line.
+lines, which is how device templates are written, and skips the inside of multi-line strings.
+A key not found (written in an inline table, say) falls back to its table's header line.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from typing import Final
 _ARRAY_HEADER: Final = re.compile(r"^\s*\[\[\s*([^\]]+?)\s*\]\]")
 _TABLE_HEADER: Final = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
 _KEY: Final = re.compile(r"""^\s*([A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*(?:\.|=)""")
+
+_TRIPLE_QUOTES: Final = ("'''", '"""')
 
 #: A table: ("defaults", 0) for [defaults], ("measurements", 2) for the third [[measurements]];
 #: ("", 0) is the root, before any header.
@@ -33,7 +34,13 @@ class LineIndex:
         self._keys: dict[tuple[Section, str], int] = {}
         counts: dict[str, int] = {}
         section = ROOT
+        is_in_string = False
         for number, line in enumerate(text.splitlines(), start=1):
+            was_in_string = is_in_string
+            # An odd count of triple quotes opens or closes a multi-line string on this line.
+            is_in_string ^= sum(line.count(quotes) for quotes in _TRIPLE_QUOTES) % 2 == 1
+            if was_in_string:
+                continue
             if match := _ARRAY_HEADER.match(line):
                 name = _normalise(match[1])
                 section = (name, counts.get(name, 0))
