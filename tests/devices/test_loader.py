@@ -413,3 +413,17 @@ def test_probe_matches_raw_values():
     assert probe.function is Function.INPUT_REGISTERS
     assert probe.matches([9])
     assert not probe.matches([8])
+
+
+def test_bad_default_reported_once():
+    text = HEAD.replace('type = "float32"', 'type = "real"  # HERE') + VOLTAGE + ENERGY
+    assert problems_of(text) == (
+        f"acme-m1.toml:{expected_line(text)}: unknown type 'real': use one of int16, uint16, "
+        "int32, uint32, int64, uint64, float32, float64",
+    )
+
+
+def test_huge_integer_marker_refused():
+    text = HEAD + VOLTAGE + ENERGY.replace("[0xFFFFFFFF]", "[" + "9" * 400 + "]  # HERE")
+    (problem,) = problems_of(text)
+    assert problem.startswith(f"acme-m1.toml:{expected_line(text)}: invalid value(s)")

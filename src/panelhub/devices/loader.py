@@ -66,21 +66,29 @@ def _fits(value: float, data_type: DataType) -> bool:
         except OverflowError:
             return False
     low, high = data_type.int_range
-    return float(value).is_integer() and low <= value <= high
+    is_whole = isinstance(value, int) or value.is_integer()  # float() of a huge int overflows
+    return is_whole and low <= value <= high
 
 
 class _Defaults:
+    """The ``[defaults]`` table, never None inside.
+
+    A bad value is reported once and the built-in default used instead, so the measurements
+    relying on it are not reported again.
+    """
+
     def __init__(self, table: Table) -> None:
-        self.function = table.choice("function", Function, Function.HOLDING_REGISTERS)
-        self.data_type = table.choice("type", DataType, DataType.UINT16)
-        self.word_order = table.choice("word_order", WordOrder, WordOrder.BIG)
-        if self.function is not None and not self.function.is_register:
+        function = table.choice("function", Function, Function.HOLDING_REGISTERS)
+        if function is not None and not function.is_register:
             table.fail("function", "measurements are read with function 3 or 4")
-            self.function = None
+            function = None
+        self.function = function or Function.HOLDING_REGISTERS
+        self.data_type = table.choice("type", DataType, DataType.UINT16) or DataType.UINT16
+        self.word_order = table.choice("word_order", WordOrder, WordOrder.BIG) or WordOrder.BIG
 
 
-def _register_function(table: Table, default: Function | None) -> Function | None:
-    function = table.choice("function", Function, default or Function.HOLDING_REGISTERS)
+def _register_function(table: Table, default: Function) -> Function | None:
+    function = table.choice("function", Function, default)
     if function is not None and not function.is_register:
         table.fail("function", f"function {int(function)} reads bits: use 3 or 4")
         return None
@@ -166,7 +174,9 @@ def _alarm(table: Table) -> Alarm | None:
 
 
 def _probe(table: Table) -> Probe | None:
-    function = _register_function(table, None) if "function" in table.data else None
+    function = (
+        _register_function(table, Function.HOLDING_REGISTERS) if "function" in table.data else None
+    )
     if "function" not in table.data:
         table.fail(None, "[[identification.probe]] needs 'function'")
     address = table.integer("address", 0, MAX_ADDRESS, is_required=True)
