@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import math
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pymodbus.client.mixin import ModbusClientMixin
 
 from panelhub.errors import LocalProtocolError, RemoteProtocolError
-from panelhub.modbus.datatypes import IECDateTime, decode_string, encode_string
+from panelhub.modbus.datatypes import (
+    DataType,
+    IECDateTime,
+    WordOrder,
+    decode_number,
+    decode_string,
+    encode_number,
+    encode_string,
+)
 
 # (text, register count, registers), worked out by hand from the ASCII table.
 STRINGS = [
@@ -180,3 +191,178 @@ def test_datetime_decode_any_words(words):
 def test_datetime_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         LEAP_DAY.year = 2025  # type: ignore[misc]  # the point: assignment is refused
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+NUMBERS = [
+    # (value, type, big word order registers), worked out by hand.
+    (-2, DataType.INT16, (0xFFFE,)),
+    (65535, DataType.UINT16, (0xFFFF,)),
+    (70000, DataType.UINT32, (0x0001, 0x1170)),
+    (-1, DataType.INT32, (0xFFFF, 0xFFFF)),
+    (0x0102030405060708, DataType.UINT64, (0x0102, 0x0304, 0x0506, 0x0708)),
+    (-(1 << 63), DataType.INT64, (0x8000, 0, 0, 0)),
+    (230.5, DataType.FLOAT32, (0x4366, 0x8000)),
+    (1.0, DataType.FLOAT64, (0x3FF0, 0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize(("value", "data_type", "registers"), NUMBERS)
+def test_number_golden(value, data_type, registers):
+    assert encode_number(value, data_type, WordOrder.BIG) == registers
+    assert encode_number(value, data_type, WordOrder.LITTLE) == registers[::-1]
+    assert decode_number(registers, data_type, WordOrder.BIG) == value
+    assert decode_number(list(registers[::-1]), data_type, WordOrder.LITTLE) == value
+
+
+def test_register_counts():
+    assert {t: t.register_count for t in DataType} == {
+        DataType.INT16: 1,
+        DataType.UINT16: 1,
+        DataType.INT32: 2,
+        DataType.UINT32: 2,
+        DataType.INT64: 4,
+        DataType.UINT64: 4,
+        DataType.FLOAT32: 2,
+        DataType.FLOAT64: 4,
+    }
+
+
+def test_int_range_of_float_type_refused():
+    with pytest.raises(ValueError, match="not an integer type"):
+        _ = DataType.FLOAT32.int_range
+
+
+def test_int64_counter_stays_exact():
+    big = (1 << 62) + 1  # not representable in a float64
+    words = encode_number(big, DataType.UINT64, WordOrder.BIG)
+    decoded = decode_number(words, DataType.UINT64, WordOrder.BIG)
+    assert decoded == big
+    assert isinstance(decoded, int)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(2.5, 3), (-2.5, -3), (2.4999, 2), (-0.4, 0), (7.0, 7)]
+)
+def test_floats_to_ints_round_half_away_from_zero(value, expected):
+    words = encode_number(value, DataType.INT32, WordOrder.BIG)
+    assert decode_number(words, DataType.INT32, WordOrder.BIG) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "data_type"),
+    [
+        (65536, DataType.UINT16),
+        (-1, DataType.UINT16),
+        (-0.6, DataType.UINT32),
+        (32767.5, DataType.INT16),
+        (1 << 64, DataType.UINT64),
+        (math.nan, DataType.INT32),
+        (math.inf, DataType.UINT64),
+        (1e39, DataType.FLOAT32),
+    ],
+)
+def test_encode_out_of_range(value, data_type):
+    with pytest.raises(LocalProtocolError, match=re.escape(str(data_type))):
+        encode_number(value, data_type, WordOrder.BIG)
+
+
+def test_nan_and_infinity_encode_as_floats():
+    words = encode_number(math.nan, DataType.FLOAT32, WordOrder.BIG)
+    assert math.isnan(decode_number(words, DataType.FLOAT32, WordOrder.BIG))
+    words = encode_number(-math.inf, DataType.FLOAT64, WordOrder.LITTLE)
+    assert decode_number(words, DataType.FLOAT64, WordOrder.LITTLE) == -math.inf
+
+
+@pytest.mark.parametrize(
+    ("registers", "data_type"),
+    [((1,), DataType.INT32), ((1, 2, 3), DataType.FLOAT64), ((), DataType.UINT16)],
+)
+def test_decode_wrong_register_count(registers, data_type):
+    with pytest.raises(RemoteProtocolError, match=f"{data_type} needs"):
+        decode_number(registers, data_type, WordOrder.BIG)
+
+
+def test_decode_refuses_wide_registers():
+    with pytest.raises(RemoteProtocolError, match=r"0\.\.65535"):
+        decode_number((0x10000,), DataType.UINT16, WordOrder.BIG)
+
+
+def _int_values(data_type: DataType) -> st.SearchStrategy[int]:
+    low, high = data_type.int_range
+    return st.integers(low, high)
+
+
+numbers = st.one_of(
+    *(st.tuples(st.just(t), _int_values(t)) for t in DataType if not t.is_float),
+    st.tuples(st.just(DataType.FLOAT32), st.floats(width=32, allow_nan=False)),
+    st.tuples(st.just(DataType.FLOAT64), st.floats(allow_nan=False)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(numbers, st.sampled_from(WordOrder))
+def test_number_round_trip(typed_value, word_order):
+    data_type, value = typed_value
+    words = encode_number(value, data_type, word_order)
+    assert len(words) == data_type.register_count
+    assert all(0 <= word <= 0xFFFF for word in words)
+    decoded = decode_number(words, data_type, word_order)
+    assert decoded == value
+    assert type(decoded) is type(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.sampled_from(DataType), st.sampled_from(WordOrder))
+def test_decode_any_registers_then_encode_back(data, data_type, word_order):
+    words = tuple(
+        data.draw(
+            st.lists(
+                st.integers(0, 0xFFFF),
+                min_size=data_type.register_count,
+                max_size=data_type.register_count,
+            )
+        )
+    )
+    value = decode_number(words, data_type, word_order)
+    if data_type.is_float and math.isnan(value):
+        return  # NaN payloads are not preserved bit for bit
+    assert encode_number(value, data_type, word_order) == words
+
+
+# pymodbus, an independent implementation, must agree with us on both word orders.
+PYMODBUS_TYPES = {
+    DataType.INT16: ModbusClientMixin.DATATYPE.INT16,
+    DataType.UINT16: ModbusClientMixin.DATATYPE.UINT16,
+    DataType.INT32: ModbusClientMixin.DATATYPE.INT32,
+    DataType.UINT32: ModbusClientMixin.DATATYPE.UINT32,
+    DataType.INT64: ModbusClientMixin.DATATYPE.INT64,
+    DataType.UINT64: ModbusClientMixin.DATATYPE.UINT64,
+    DataType.FLOAT32: ModbusClientMixin.DATATYPE.FLOAT32,
+    DataType.FLOAT64: ModbusClientMixin.DATATYPE.FLOAT64,
+}
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("word_order", list(WordOrder))
+@pytest.mark.parametrize(
+    ("value", "data_type"),
+    [
+        (-12345, DataType.INT16),
+        (54321, DataType.UINT16),
+        (-123456789, DataType.INT32),
+        (3_000_000_000, DataType.UINT32),
+        (-(1 << 40) - 7, DataType.INT64),
+        (12_345_678_901_234, DataType.UINT64),
+        (-49.75, DataType.FLOAT32),
+        (12_345_678.901, DataType.FLOAT64),
+    ],
+)
+def test_agrees_with_pymodbus(value, data_type, word_order):
+    theirs = PYMODBUS_TYPES[data_type]
+    ours = encode_number(value, data_type, word_order)
+    assert tuple(ModbusClientMixin.convert_to_registers(value, theirs, word_order.value)) == ours
+    assert ModbusClientMixin.convert_from_registers(list(ours), theirs, word_order.value) == (
+        decode_number(ours, data_type, word_order)
+    )

@@ -10,7 +10,8 @@ never in the image, so what a client writes there is what it reads back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -18,8 +19,10 @@ from pymodbus.constants import ExcCodes
 from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from panelhub.sim.kinds import PROFILES, MeterKind
-from panelhub.sim.model import BreakerSwitch, MeterModel, Reading
+from panelhub.devices.template import DeviceTemplate
+from panelhub.errors import ConfigError
+from panelhub.sim.kinds import PROFILES, Identity, MeterKind
+from panelhub.sim.model import BreakerSwitch, MeterModel, Rating, Reading
 from panelhub.sim.physics import lattice_value
 from panelhub.sim.registermap import BitPoint, Table, encode_ascii
 
@@ -46,60 +49,100 @@ FUNCTION_TABLES: Final[Mapping[int, Table]] = {
 
 @dataclass(frozen=True, slots=True)
 class Meter:
-    """What to simulate: the kind, a seed (same seed, same values) and an initial label."""
+    """What to simulate: a kind or a device template, a seed (same seed, same values), a label.
 
-    kind: MeterKind
+    ``template`` is a built-in template id (``"eastron-sdm630"``) or a template object (a custom
+    model); exactly one of ``kind`` and ``template`` is given.
+    """
+
+    kind: MeterKind | None = None
     seed: int = 1
     label: str = ""
     day_length_s: float = DEFAULT_DAY_LENGTH_S
+    template: DeviceTemplate | str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind is None) == (self.template is None):
+            raise ConfigError("a simulated meter names either a kind or a template, not both")
+
+    @property
+    def name(self) -> str:
+        """The kind or the template id, for logs and listings."""
+        if isinstance(self.template, DeviceTemplate):
+            return self.template.id
+        return str(self.kind or self.template)
 
 
-class SimulatedMeter:
-    """The runtime of one :class:`Meter`: model, breaker switch, register image, SimDevice."""
+class SimulatedDevice(ABC):
+    """The runtime of one :class:`Meter`: model, breaker switch, register image, SimDevice.
 
-    def __init__(self, unit_id: int, meter: Meter, *, now_s: float) -> None:
+    What the tests of a poller need is here whatever the map: the SI values the image was built
+    from (:attr:`values`), counter resets, meter swaps and a device that stops answering.
+    """
+
+    def __init__(
+        self, unit_id: int, meter: Meter, *, now_s: float, rating: Rating, identity: Identity
+    ) -> None:
         self.unit_id = unit_id
         self.meter = meter
-        self.profile = PROFILES[meter.kind]
+        self.rating = rating
+        self.identity = identity
         spread = (lattice_value(meter.seed, 0, 0) + 1.0) / 2.0  # each seed its own counter history
         self.model = MeterModel(
-            phase_count=self.profile.phase_count,
-            rated_power_w=self.profile.rated_power_w,
+            phase_count=rating.phase_count,
+            rated_power_w=rating.rated_power_w,
             seed=meter.seed,
             day_length_s=meter.day_length_s,
-            initial_energy_wh=self.profile.initial_energy_wh * (1.0 + spread),
+            initial_energy_wh=rating.initial_energy_wh * (1.0 + spread),
         )
         self.switch = BreakerSwitch()
-        self._words: dict[int, int] = {}
+        self.is_answering = True
+        self.values: Mapping[str, float] = {}
+        self._words: dict[Table, dict[int, int]] = {}
         self._bits: dict[Table, dict[int, bool]] = {}
         self._now_s = now_s
         self.reading: Reading = self.refresh(now_s)
 
     @property
     def label(self) -> str:
-        return self.meter.label or f"{self.meter.kind} unit {self.unit_id}"
+        return self.meter.label or f"{self.meter.name} unit {self.unit_id}"
 
     def refresh(self, now_s: float) -> Reading:
-        """Advance the model to ``now_s`` and rebuild the register image."""
+        """Advance the model to ``now_s`` (never backwards) and rebuild the register image."""
         self._now_s = max(self._now_s, now_s)
         self.reading = self.model.advance(self._now_s, is_energised=self.switch.is_closed)
-        values = self.profile.quantities(self.reading, self.switch)
-        regmap = self.profile.register_map
-        words: dict[int, int] = {}
-        for point in regmap.points:
-            for offset, word in enumerate(point.encode(values[point.quantity])):
-                words[point.address + offset] = word
-        self._words = words
-        self._bits = {
-            Table.COILS: {b.address: values[b.quantity] > 0 for b in regmap.coils},
-            Table.DISCRETE_INPUTS: {
-                b.address: values[b.quantity] > 0 for b in regmap.discrete_inputs
-            },
-        }
+        self.values = self._quantities(self.reading)
+        self._rebuild(self.values)
         return self.reading
 
+    def reset_counters(self) -> None:
+        """Clear the energy counters to 0, as a meter's reset command or a firmware fault does."""
+        self.model.restart_counters(0.0)
+        self.refresh(self._now_s)
+
+    def replace_meter(self, *, initial_energy_wh: float = 0.0) -> None:
+        """Swap in a new meter: the counters jump to the new meter's (small) reading."""
+        self.model.restart_counters(initial_energy_wh)
+        self.refresh(self._now_s)
+
+    def set_answering(self, *, is_answering: bool) -> None:
+        """Stop answering every request (unplugged, powered off), or answer again."""
+        self.is_answering = is_answering
+
+    @abstractmethod
+    def _quantities(self, reading: Reading) -> Mapping[str, float]:
+        """The values the image holds, by the map's quantity names."""
+
+    @abstractmethod
+    def _rebuild(self, values: Mapping[str, float]) -> None:
+        """Encode ``values`` into the register image the action hook copies from."""
+
+    @abstractmethod
+    def sim_device(self) -> SimDevice:
+        """The pymodbus device serving the image under :attr:`unit_id`."""
+
     def identification(self) -> ModbusDeviceIdentification:
-        ident = self.profile.identity
+        ident = self.identity
         # pymodbus leaves this constructor unannotated.
         return ModbusDeviceIdentification(  # type: ignore[no-untyped-call]
             info_name={
@@ -111,6 +154,79 @@ class SimulatedMeter:
                 "UserApplicationName": self.label,
             }
         )
+
+    async def _action(  # signature fixed by pymodbus SimAction
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        # pymodbus has already checked the range against the table.
+        table = FUNCTION_TABLES.get(function_code)
+        if table is None or not self._has_table(table):
+            return ExcCodes.ILLEGAL_FUNCTION
+        if set_values is not None and (refusal := self._write(table, address, set_values)):
+            return refusal
+        self._copy_image(table, start_address, registers)
+        self._overlay(table, start_address, registers, (address, count))
+        return None
+
+    def _overlay(
+        self, table: Table, start_address: int, registers: list[int], read: tuple[int, int]
+    ) -> None:
+        """Change what one particular read returns (address, count); the image stands otherwise."""
+        del table, start_address, registers, read
+
+    def _write(self, table: Table, address: int, values: list[int] | list[bool]) -> ExcCodes | None:
+        """Apply a write pymodbus has let through (tables not ``readonly``); None accepts it."""
+        del table, address, values
+        return ExcCodes.ILLEGAL_ADDRESS
+
+    @abstractmethod
+    def _has_table(self, table: Table) -> bool:
+        """Whether the device has ``table`` at all (else: exception 01, Illegal Function)."""
+
+    def _copy_image(self, table: Table, start_address: int, registers: list[int]) -> None:
+        if table in (Table.COILS, Table.DISCRETE_INPUTS):
+            for bit_address, is_set in self._bits.get(table, {}).items():
+                index = bit_address // BITS_PER_WORD - start_address
+                mask = 1 << (bit_address % BITS_PER_WORD)
+                registers[index] = registers[index] | mask if is_set else registers[index] & ~mask
+            return
+        for word_address, word in self._words.get(table, {}).items():
+            registers[word_address - start_address] = word
+
+
+class SimulatedMeter(SimulatedDevice):
+    """A meter of one of the built-in kinds, with its writable config block and commands."""
+
+    def __init__(self, unit_id: int, meter: Meter, *, now_s: float) -> None:
+        if meter.kind is None:
+            raise ConfigError("SimulatedMeter serves a kind; use simulate() for a template")
+        self.profile = PROFILES[meter.kind]
+        super().__init__(
+            unit_id, meter, now_s=now_s, rating=self.profile.rating, identity=self.profile.identity
+        )
+
+    def _quantities(self, reading: Reading) -> Mapping[str, float]:
+        return self.profile.quantities(reading, self.switch)
+
+    def _rebuild(self, values: Mapping[str, float]) -> None:
+        regmap = self.profile.register_map
+        words: dict[int, int] = {}
+        for point in regmap.points:
+            for offset, word in enumerate(point.encode(values[point.quantity])):
+                words[point.address + offset] = word
+        self._words = {regmap.table: words}
+        self._bits = {
+            Table.COILS: {b.address: values[b.quantity] > 0 for b in regmap.coils},
+            Table.DISCRETE_INPUTS: {
+                b.address: values[b.quantity] > 0 for b in regmap.discrete_inputs
+            },
+        }
 
     def sim_device(self) -> SimDevice:
         """Build the pymodbus device: four separate tables, as real meters have."""
@@ -145,9 +261,7 @@ class SimulatedMeter:
         )
 
     def _bit_table(self, table: Table) -> list[SimData]:
-        count = max([b.address + 1 for b in self._bit_points(table)] + [1])
-        padded = -(-count // BITS_PER_WORD) * BITS_PER_WORD
-        return [SimData(0, values=[False] * padded, datatype=DataType.BITS)]
+        return bit_table(b.address for b in self._bit_points(table))
 
     def _bit_points(self, table: Table) -> tuple[BitPoint, ...]:
         regmap = self.profile.register_map
@@ -159,24 +273,6 @@ class SimulatedMeter:
         if table is Table.INPUT_REGISTERS:
             return self.profile.register_map.table is Table.INPUT_REGISTERS
         return bool(self._bit_points(table))
-
-    async def _action(  # signature fixed by pymodbus SimAction
-        self,
-        function_code: int,
-        start_address: int,
-        address: int,
-        count: int,
-        registers: list[int],
-        set_values: list[int] | list[bool] | None,
-    ) -> ExcCodes | None:
-        del count  # pymodbus has already checked the range against the table
-        table = FUNCTION_TABLES.get(function_code)
-        if table is None or not self._has_table(table):
-            return ExcCodes.ILLEGAL_FUNCTION
-        if set_values is not None and (refusal := self._write(table, address, set_values)):
-            return refusal
-        self._copy_image(table, start_address, registers)
-        return None
 
     def _write(self, table: Table, address: int, values: list[int] | list[bool]) -> ExcCodes | None:
         if table is Table.HOLDING_REGISTERS:
@@ -201,13 +297,9 @@ class SimulatedMeter:
         self.refresh(self._now_s)
         return None
 
-    def _copy_image(self, table: Table, start_address: int, registers: list[int]) -> None:
-        if table in (Table.COILS, Table.DISCRETE_INPUTS):
-            for bit_address, is_set in self._bits[table].items():
-                index = bit_address // BITS_PER_WORD - start_address
-                mask = 1 << (bit_address % BITS_PER_WORD)
-                registers[index] = registers[index] | mask if is_set else registers[index] & ~mask
-            return
-        if table is self.profile.register_map.table:
-            for word_address, word in self._words.items():
-                registers[word_address - start_address] = word
+
+def bit_table(addresses: Iterable[int]) -> list[SimData]:
+    """A pymodbus bit table from address 0 holding ``addresses``, padded to whole registers."""
+    count = max([address + 1 for address in addresses] + [1])
+    padded = -(-count // BITS_PER_WORD) * BITS_PER_WORD
+    return [SimData(0, values=[False] * padded, datatype=DataType.BITS)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from panelhub.sim.model import BreakerSwitch, Reading
+from panelhub.sim.model import BreakerSwitch, Rating, Reading
 from panelhub.sim.registermap import BitPoint, ConfigBlock, Encoding, Point, RegisterMap, Table
 
 F32: Final = Encoding.FLOAT32
@@ -53,7 +53,14 @@ class KindProfile:
     phase_count: int
     rated_power_w: float
     initial_energy_wh: float  # typical counter value of a meter some years into service
+    rated_current_a: float
     quantities: Quantities
+
+    @property
+    def rating(self) -> Rating:
+        return Rating(
+            self.phase_count, self.rated_power_w, self.rated_current_a, self.initial_energy_wh
+        )
 
 
 def _three_phase_quantities(r: Reading, _switch: BreakerSwitch) -> Mapping[str, float]:
@@ -232,6 +239,7 @@ PROFILES: Final[Mapping[MeterKind, KindProfile]] = {
         phase_count=3,
         rated_power_w=80_000.0,  # a 125 A feeder at 400 V
         initial_energy_wh=12_000_000.0,
+        rated_current_a=125.0,
         quantities=_three_phase_quantities,
     ),
     MeterKind.SINGLE_PHASE: KindProfile(
@@ -243,6 +251,7 @@ PROFILES: Final[Mapping[MeterKind, KindProfile]] = {
         phase_count=1,
         rated_power_w=3_680.0,  # 16 A at 230 V: one final circuit
         initial_energy_wh=850_000.0,
+        rated_current_a=16.0,
         quantities=_single_phase_quantities,
     ),
     MeterKind.BREAKER: KindProfile(
@@ -254,6 +263,7 @@ PROFILES: Final[Mapping[MeterKind, KindProfile]] = {
         phase_count=3,
         rated_power_w=38_000.0,  # evening peaks reach ~58 A: just above the overload alarm
         initial_energy_wh=3_400_000.0,
+        rated_current_a=BREAKER_RATED_CURRENT_A,
         quantities=_breaker_quantities,
     ),
 }

@@ -25,6 +25,16 @@ PHASE_IMBALANCE: Final = 0.12  # ±12 % between phases, typical of single-phase 
 
 
 @dataclass(frozen=True, slots=True)
+class Rating:
+    """What a simulated device is sized for."""
+
+    phase_count: int  # 1 or 3
+    rated_power_w: float  # the feeder's full load
+    rated_current_a: float  # the protective device's rating (overload alarm at 90 %)
+    initial_energy_wh: float  # typical counter value of a meter some years into service
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseValues:
     voltage_v: float  # line-to-neutral
     current_a: float
@@ -167,6 +177,15 @@ class MeterModel:
         return NOMINAL_FREQUENCY_HZ + FREQUENCY_NOISE_HZ * smooth_noise(
             GRID_SEED, Channel.FREQUENCY, t_s, period_s=9.0
         )
+
+    def restart_counters(self, energy_wh: float) -> None:
+        """Set the energy counters as a cleared or newly fitted meter shows them.
+
+        Reactive energy restarts at a third of active energy, as at construction. From here
+        the counters grow again with the power, so the only step is this one.
+        """
+        self._active_energy_wh = energy_wh
+        self._reactive_energy_varh = energy_wh / 3.0
 
     def advance(self, now_s: float, *, is_energised: bool = True) -> Reading:
         """Move the model to ``now_s`` and return what the meter measures there."""

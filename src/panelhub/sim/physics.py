@@ -42,6 +42,9 @@ class Channel(IntEnum):
     FREQUENCY = 20
     POWER_FACTOR = 21
     PHASE_SHARE = 30  # + phase index 0..2
+    THD_VOLTAGE = 40  # + phase index 0..2
+    THD_CURRENT = 50  # + phase index 0..2
+    TEMPERATURE = 60
 
 
 def mix64(value: int) -> int:

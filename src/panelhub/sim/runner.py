@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
-from panelhub.sim.device import Meter, SimulatedMeter
+from panelhub.sim.device import Meter, SimulatedDevice
 from panelhub.sim.kinds import MeterKind
 from panelhub.sim.server import (
     UPDATE_INTERVAL_S,
@@ -94,9 +94,9 @@ def default_demo_spec(
     )
 
 
-def _describe_meters(where: str, meters: Mapping[int, SimulatedMeter]) -> list[str]:
+def _describe_meters(where: str, meters: Mapping[int, SimulatedDevice]) -> list[str]:
     return [
-        f"{where} unit {unit_id}: {m.meter.kind} ({m.profile.identity.product_code}) {m.label!r}"
+        f"{where} unit {unit_id}: {m.meter.name} ({m.identity.product_code}) {m.label!r}"
         for unit_id, m in sorted(meters.items())
     ]
 

@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, cast
@@ -22,9 +22,10 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServer
 
 from panelhub.errors import ConfigError
-from panelhub.sim.device import Meter, SimulatedMeter
+from panelhub.sim.device import Meter, SimulatedDevice
 from panelhub.sim.identification import device_identification_request
 from panelhub.sim.pty import LineTiming, LinkedPtyPair, Parity, bits_per_character
+from panelhub.sim.templated import simulate
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ UPDATE_INTERVAL_S: Final = 0.5  # meters refresh their registers about this ofte
 TCP_UNIT_IDS: Final = range(1, 256)  # 0 is broadcast; 255 is the usual "this TCP device" ID
 RTU_UNIT_IDS: Final = range(1, 248)  # Modbus over serial line v1.02 §2.2: 1..247 individual
 SHUTDOWN_TICKS: Final = 2  # loop iterations for closed transports to run connection_lost
+
+#: Model time in seconds; only differences matter (time.monotonic by default).
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,7 @@ class RtuLine:
 class TcpEndpoint:
     host: str
     port: int
-    meters: Mapping[int, SimulatedMeter]
+    meters: Mapping[int, SimulatedDevice]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,7 @@ class RtuEndpoint:
     client_path: str  # open this one (the gateway, a test client)
     device_path: str  # the simulated devices' end, opened by pymodbus
     line: RtuLine
-    meters: Mapping[int, SimulatedMeter]
+    meters: Mapping[int, SimulatedDevice]
 
 
 def check_loopback(host: str, *, allow_non_loopback: bool) -> str:
@@ -92,21 +96,25 @@ def check_loopback(host: str, *, allow_non_loopback: bool) -> str:
 
 def _build_meters(
     meters: Mapping[int, Meter], allowed: range, *, now_s: float
-) -> dict[int, SimulatedMeter]:
+) -> dict[int, SimulatedDevice]:
     if not meters:
         raise ConfigError("a simulated server needs at least one meter")
     for unit_id in meters:
         if unit_id not in allowed:
             raise ConfigError(f"unit ID {unit_id} is outside {allowed.start}..{allowed.stop - 1}")
-    return {
-        unit_id: SimulatedMeter(unit_id, meter, now_s=now_s) for unit_id, meter in meters.items()
-    }
+    return {unit_id: simulate(unit_id, meter, now_s=now_s) for unit_id, meter in meters.items()}
 
 
-def _answer_only(unit_ids: Collection[int]) -> Callable[[bool, ModbusPDU], ModbusPDU]:
+def _answer_only(
+    live: Mapping[int, SimulatedDevice],
+) -> Callable[[bool, ModbusPDU], ModbusPDU]:
     def trace_pdu(is_sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
-        # pymodbus drops a received request when this hook returns None (transaction.py).
-        return pdu if is_sending or pdu.dev_id in unit_ids else None
+        # pymodbus drops a received request when this hook returns None (transaction.py):
+        # units not configured, and units told to stop answering, stay silent.
+        if is_sending:
+            return pdu
+        device = live.get(pdu.dev_id)
+        return pdu if device is not None and device.is_answering else None
 
     # pymodbus types the hook as returning a PDU, yet documents no other way to drop one.
     return cast("Callable[[bool, ModbusPDU], ModbusPDU]", trace_pdu)
@@ -120,16 +128,18 @@ class _ServerHooks:
     trace_pdu: Callable[[bool, ModbusPDU], ModbusPDU]
 
     @classmethod
-    def for_meters(cls, live: Mapping[int, SimulatedMeter]) -> _ServerHooks:
+    def for_meters(cls, live: Mapping[int, SimulatedDevice]) -> _ServerHooks:
         identities = {unit_id: meter.identification() for unit_id, meter in live.items()}
-        return cls([device_identification_request(identities)], _answer_only(frozenset(live)))
+        return cls([device_identification_request(identities)], _answer_only(live))
 
 
-async def _refresh_forever(meters: Iterable[SimulatedMeter], interval_s: float) -> None:
+async def _refresh_forever(
+    meters: Iterable[SimulatedDevice], interval_s: float, clock: Clock
+) -> None:
     meters = tuple(meters)
     while True:
         await asyncio.sleep(interval_s)
-        now_s = time.monotonic()
+        now_s = clock()
         for meter in meters:
             try:
                 meter.refresh(now_s)
@@ -138,8 +148,12 @@ async def _refresh_forever(meters: Iterable[SimulatedMeter], interval_s: float) 
 
 
 @asynccontextmanager
-async def _refreshing(meters: Iterable[SimulatedMeter], interval_s: float) -> AsyncIterator[None]:
-    task = asyncio.create_task(_refresh_forever(meters, interval_s), name="panelhub-sim-refresh")
+async def _refreshing(
+    meters: Iterable[SimulatedDevice], interval_s: float, clock: Clock
+) -> AsyncIterator[None]:
+    task = asyncio.create_task(
+        _refresh_forever(meters, interval_s, clock), name="panelhub-sim-refresh"
+    )
     try:
         yield
     finally:
@@ -169,15 +183,19 @@ async def serve_tcp(
     port: int = 0,
     allow_non_loopback: bool = False,
     update_interval_s: float = UPDATE_INTERVAL_S,
+    clock: Clock = time.monotonic,
 ) -> AsyncIterator[TcpEndpoint]:
     """Serve ``meters`` (unit ID -> meter) on one Modbus TCP port; port 0 picks a free one.
+
+    ``clock`` gives the model time in seconds; a test passes a fixed or stepped one to know
+    exactly what the meters hold.
 
     Raises:
         ConfigError: a non-loopback ``host`` without ``allow_non_loopback``, or a bad unit ID.
         OSError: the port cannot be bound.
     """
     bind_host = check_loopback(host, allow_non_loopback=allow_non_loopback)
-    live = _build_meters(meters, TCP_UNIT_IDS, now_s=time.monotonic())
+    live = _build_meters(meters, TCP_UNIT_IDS, now_s=clock())
     devices = [meter.sim_device() for meter in live.values()]
     hooks = _ServerHooks.for_meters(live)
     server = ModbusTcpServer(
@@ -194,7 +212,7 @@ async def serve_tcp(
             raise OSError(f"cannot listen on {bind_host}:{port}")
         bound_port = int(sockets[0].getsockname()[1])
         logger.info("simulated Modbus TCP on %s:%d, units %s", bind_host, bound_port, sorted(live))
-        async with _refreshing(live.values(), update_interval_s):
+        async with _refreshing(live.values(), update_interval_s, clock):
             yield TcpEndpoint(bind_host, bound_port, live)
     finally:
         await _stop(server)
@@ -206,14 +224,17 @@ async def serve_rtu(
     *,
     line: RtuLine = RtuLine(),  # frozen: a shared default is safe
     update_interval_s: float = UPDATE_INTERVAL_S,
+    clock: Clock = time.monotonic,
 ) -> AsyncIterator[RtuEndpoint]:
     """Serve ``meters`` as devices on one RS-485 line, reachable on the endpoint's client path.
+
+    ``clock``: as for :func:`serve_tcp`.
 
     Raises:
         ConfigError: a unit ID outside 1..247.
         OSError: the pty pair cannot be created or opened.
     """
-    live = _build_meters(meters, RTU_UNIT_IDS, now_s=time.monotonic())
+    live = _build_meters(meters, RTU_UNIT_IDS, now_s=clock())
     timing = None
     if line.enable_line_timing:
         bits = bits_per_character(parity=line.parity, stop_bits=line.stop_bits)
@@ -241,7 +262,7 @@ async def serve_rtu(
                 line.settings,
                 sorted(live),
             )
-            async with _refreshing(live.values(), update_interval_s):
+            async with _refreshing(live.values(), update_interval_s, clock):
                 yield RtuEndpoint(pair.client_path, pair.device_path, line, live)
         finally:
             await _stop(server)

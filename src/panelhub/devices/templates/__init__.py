@@ -1,0 +1,1 @@
+"""Built-in device templates: one ``<id>.toml`` data file per model (docs/device-templates.md)."""
