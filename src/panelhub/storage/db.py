@@ -38,7 +38,6 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS: Final = 5_000
 
 
-
 @dataclass(frozen=True, slots=True)
 class Schema:
     """What kind of database a file is: its migrations, durability and error class."""
