@@ -129,9 +129,9 @@ def decode_samples(blob: bytes) -> list[Sample]:
 def encode_rollups(start: int, rollups: Sequence[Rollup], *, as_float32: bool) -> bytes:
     """Encode the rollups of one series, one resolution and the day starting at ``start``.
 
-    ``as_float32`` rounds min, max, mean and total to float32 (7 significant digits): for
-    5-minute rollups, kept for years to draw trends, it halves their size; totals over
-    periods come from the exact day rows.
+    ``as_float32`` rounds min, max and mean to float32 (7 significant digits): they draw
+    trends, and 5-minute and hour rollups are kept for years, where float32 halves their
+    size. ``total`` (a consumption) is always kept exact.
 
     Raises:
         ValueError: mixed resolutions, or a bucket outside the day, unaligned or repeated.
@@ -149,9 +149,10 @@ def encode_rollups(start: int, rollups: Sequence[Rollup], *, as_float32: bool) -
         _pack_ints([rollup.count for rollup in rollups]),
         _pack_ints([int(rollup.quality) for rollup in rollups]),
     ]
-    for name in ("minimum", "maximum", "mean", "total"):
+    for name in ("minimum", "maximum", "mean"):
         values = [getattr(rollup, name) for rollup in rollups]
         columns.append(_encode_values(_to_float32(values) if as_float32 else values))
+    columns.append(_encode_values([rollup.total for rollup in rollups]))
     return _frame(start, int(resolution), len(rollups), 0, b"".join(columns))
 
 

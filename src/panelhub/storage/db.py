@@ -47,6 +47,8 @@ class Schema:
     #: ``FULL`` waits for an fsync at every commit; ``NORMAL`` only at checkpoints.
     synchronous: str
     error: type[StateStoreError] | type[DatalogStoreError]
+    #: Page size of a new file (SQLite cannot change it once the file is in WAL mode).
+    page_size: int = 4096
 
 
 #: Accounts and the audit log: nothing committed may be lost, so every commit is synced.
@@ -54,7 +56,9 @@ STATE: Final = Schema("migrations", "FULL", StateStoreError)
 #: Time series: samples are re-pollable and written in batches; a power cut loses at most the
 #: last batches (WAL keeps the file consistent), and syncing each batch would cost an fsync
 #: per poll round on flash storage.
-DATALOG: Final = Schema("migrations/datalog", "NORMAL", DatalogStoreError)
+#: 16 KiB pages: a chunk is 1 to 4 KiB, and 4 KiB pages would hold one or two of them with
+#: the rest of the page left empty (measured: bench/results/datalog-storage.md).
+DATALOG: Final = Schema("migrations/datalog", "NORMAL", DatalogStoreError, page_size=16_384)
 
 
 def migration_scripts(schema: Schema = STATE) -> list[tuple[str, str]]:
@@ -172,6 +176,7 @@ def _configure(connection: sqlite3.Connection, path: Path, schema: Schema) -> No
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             raise schema.error(f"{path} is damaged (integrity check failed)", path=path)
+        connection.execute(f"PRAGMA page_size = {schema.page_size}")  # no effect once written
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute(f"PRAGMA synchronous = {schema.synchronous}")
         connection.execute("PRAGMA foreign_keys = ON")

@@ -4,8 +4,8 @@ Measured on the synthetic year (bench/datalog/store.py): as rows, the 5-minute r
 series would take more room than its raw samples (288 rows of ~60 bytes a day), and hour rows
 about 1 byte per raw sample; as daily chunks both fit in the budget. Day rollups stay rows:
 there are few of them, and period totals (the overview of 100 devices) are then SQL sums.
-5-minute chunks keep min/max/mean/total as float32 (7 significant digits, they draw trends);
-hour and day rollups are exact.
+Chunks keep min/max/mean as float32 (7 significant digits: they draw trends) and totals
+exact; day rows are exact.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def _write_chunk(
             (series_id, int(resolution), day),
         )
         return
-    data = encode_rollups(day, rollups, as_float32=resolution is Resolution.FIVE_MINUTES)
+    data = encode_rollups(day, rollups, as_float32=True)
     connection.execute(
         "INSERT OR REPLACE INTO rollup_chunk (series_id, resolution, day, data)"
         " VALUES (?, ?, ?, ?)",
