@@ -250,7 +250,7 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs (nproc), {cpu}, Python {platform.python_version()}"
 
 
-def report(args, points: int, write_s: float, file_bytes: int, sizes, results) -> str:  # noqa: PLR0913
+def report(args, points: int, write_s: float, file_bytes: int, sizes, results) -> str:
     command = "bench/datalog/store.py " + " ".join(sys.argv[1:])
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
