@@ -25,7 +25,7 @@ DAY = 20_000 * CHUNK_SPAN_S
 
 
 def bits(value: float) -> int:
-    return struct.unpack("<Q", struct.pack("<d", value))[0]
+    return int.from_bytes(struct.pack("<d", value), "little")
 
 
 def same(a: list[Sample], b: list[Sample]) -> bool:
@@ -52,10 +52,13 @@ def day_samples(draw: st.DrawFn) -> tuple[int, list[Sample]]:
     period_s = draw(st.sampled_from([1, 60, 300, 900, 3600, 7]))  # 7 s: not a divisor
     grid = st.integers(0, CHUNK_SPAN_S // period_s - 1).map(lambda slot: slot * period_s)
     anywhere = st.integers(0, CHUNK_SPAN_S - 1)
-    offsets = draw(st.sets(st.one_of(grid, anywhere) if draw(st.booleans()) else grid,
-                           max_size=300))
+    offsets = draw(
+        st.sets(st.one_of(grid, anywhere) if draw(st.booleans()) else grid, max_size=300)
+    )
     samples = [
-        Sample(DAY + offset, draw(values)) if draw(st.integers(0, 9)) else Sample.invalid(DAY + offset)
+        Sample(DAY + offset, draw(values))
+        if draw(st.integers(0, 9))
+        else Sample.invalid(DAY + offset)
         for offset in sorted(offsets)
     ]
     return period_s, samples
@@ -77,8 +80,13 @@ def test_one_kind_of_value_per_chunk_round_trips(column):
 
 def test_nan_payload_negative_zero_and_infinities_are_kept():
     payload_nan = struct.unpack("<d", struct.pack("<Q", 0x7FF0_0000_0000_0ABC))[0]
-    samples = [Sample(DAY, payload_nan), Sample(DAY + 60, -0.0), Sample(DAY + 120, math.inf),
-               Sample(DAY + 180, -math.inf), Sample.invalid(DAY + 240)]
+    samples = [
+        Sample(DAY, payload_nan),
+        Sample(DAY + 60, -0.0),
+        Sample(DAY + 120, math.inf),
+        Sample(DAY + 180, -math.inf),
+        Sample.invalid(DAY + 240),
+    ]
     assert same(decode_samples(encode_samples(DAY, 60, samples)), samples)
 
 
@@ -109,7 +117,7 @@ def test_samples_off_the_grid_are_stored_exactly():
     ],
 )
 def test_samples_that_do_not_belong_are_refused(start, timestamps):
-    with pytest.raises(ValueError, match="day|increasing"):
+    with pytest.raises(ValueError, match=r"day|increasing"):
         encode_samples(start, 60, [Sample(ts, 1.0) for ts in timestamps])
 
 
@@ -145,20 +153,36 @@ rollups_column = st.floats(allow_nan=True, allow_infinity=False, width=32)
 def test_rollups_round_trip(resolution, slots, data):
     slots = {slot for slot in slots if slot * 300 < CHUNK_SPAN_S and slot < 86_400 // resolution}
     rollups = [
-        Rollup(7, resolution, DAY + slot * int(resolution), data.draw(st.integers(0, 60)),
-               data.draw(rollups_column), data.draw(rollups_column), data.draw(rollups_column),
-               data.draw(any_float), Quality(data.draw(st.integers(0, 127))))
+        Rollup(
+            7,
+            resolution,
+            DAY + slot * int(resolution),
+            data.draw(st.integers(0, 60)),
+            data.draw(rollups_column),
+            data.draw(rollups_column),
+            data.draw(rollups_column),
+            data.draw(any_float),
+            Quality(data.draw(st.integers(0, 127))),
+        )
         for slot in sorted(slots)
     ]
     decoded = decode_rollups(encode_rollups(DAY, rollups, as_float32=True), 7)
-    key = lambda r: (r.start, r.count, r.quality, *(bits(v) for v in (  # noqa: E731
-        r.minimum, r.maximum, r.mean, r.total)))
+
+    def key(r: Rollup) -> tuple[int, ...]:
+        return (
+            r.start,
+            r.count,
+            r.quality,
+            *(bits(v) for v in (r.minimum, r.maximum, r.mean, r.total)),
+        )
+
     assert [key(r) for r in decoded] == [key(r) for r in rollups]
 
 
 def test_rollup_float32_keeps_seven_digits_and_exact_totals():
-    rollup = Rollup(1, Resolution.FIVE_MINUTES, DAY, 5, 229.123456789, 231.0, 230.0512345,
-                    1234.56789012345)
+    rollup = Rollup(
+        1, Resolution.FIVE_MINUTES, DAY, 5, 229.123456789, 231.0, 230.0512345, 1234.56789012345
+    )
     (back,) = decode_rollups(encode_rollups(DAY, [rollup], as_float32=True), 1)
     assert back.minimum == pytest.approx(229.123456789, rel=1e-7)
     assert back.total == 1234.56789012345
