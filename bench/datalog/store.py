@@ -176,6 +176,10 @@ def write_year(store: SyncTimeSeriesStore, days: int, seed: int) -> tuple[int, f
                 ]
                 batch.extend((sid, s) for s in samples)
                 buckets.extend(rollups_of_day(sid, kind, day_start, samples, last[sid]))
+        batch.sort(key=lambda item: (item[1].ts, item[0]))  # poll rounds come in time order
+        # Seal the last hour of the day before on its own, as a running panel does at 00:10
+        # (one batch mixing both days would interleave their chunks' pages).
+        store.seal(day_start)
         store.append(batch)
         store.write_rollups(buckets)
         points += len(batch)

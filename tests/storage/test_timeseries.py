@@ -53,7 +53,7 @@ def test_datalog_file_is_private_wal_and_not_synced_per_commit(db, tmp_path):
         name: db.run_sync(lambda c, n=name: c.execute(f"PRAGMA {n}").fetchone()[0])
         for name in ("journal_mode", "synchronous", "page_size")
     }
-    assert pragma == {"journal_mode": "wal", "synchronous": 1, "page_size": 16_384}
+    assert pragma == {"journal_mode": "wal", "synchronous": 1, "page_size": 65_536}
     assert stat.S_IMODE(db.path.stat().st_mode) == 0o600
     state = Database.open(tmp_path / "state.sqlite")  # the state file keeps FULL
     try:
@@ -78,18 +78,19 @@ def test_register_is_idempotent_and_a_new_period_keeps_history(store):
     assert stored[1441] == Sample(T0 + DAY + 60, 230.0 + 1441 / 10)
 
 
-def test_whole_days_are_sealed_lazily_and_read_back_in_order(store):
+def test_past_hours_are_sealed_lazily_and_read_back_in_order(store):
     series = volts(store)
-    batch = minutes(series.series_id, T0, 2 * 1440 + 30)
+    batch = minutes(series.series_id, T0, 2 * 1440 + 150)  # two days and 2.5 hours
     batch[5] = (series.series_id, Sample.invalid(T0 + 300))
     store.append(batch)
-    assert sorted(chunk_days(store)) == [T0, T0 + DAY]  # the third day is still rows
+    assert sorted(chunk_days(store)) == [T0, T0 + DAY, T0 + 2 * DAY]  # the last, partial
+    rows = store.call(lambda c: c.execute("SELECT count(*) FROM raw_row").fetchone()[0])
+    assert rows == 30  # the last half hour, newer than the seal delay, stays in rows
     stored = list(store.read_raw(series.series_id, T0, T0 + 3 * DAY))
     assert [s.ts for s in stored] == [s.ts for _, s in batch]
     assert stored[5].is_valid is False
     assert math.isnan(stored[5].value)
-    assert stored[6].value == batch[6][1].value
-    assert stored[-1].value == batch[-1][1].value
+    assert [s.value for s in stored[6:]] == [s.value for _, s in batch[6:]]
     assert store.stats().points == len(batch)
 
 

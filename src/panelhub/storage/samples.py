@@ -4,9 +4,10 @@ Every function takes the connection (they run on the Database's worker thread) a
 transaction; ``timeseries.TimeSeriesStore`` is the façade the rest of PanelHub uses.
 
 Why two tables: a poll round appends one sample per series, and re-encoding a day's chunk at
-every round would cost a decode and an encode per sample. Rows take the appends; once a day
-is over (plus ``SEAL_DELAY_S`` for late samples) it is sealed into one chunk per series. A
-series' ``sealed_before`` splits the two: a sample older than it is merged into its chunk.
+every round would cost a decode and an encode per sample. Rows take the appends; each hour
+(once it is ``SEAL_DELAY_S`` old, for late samples) is sealed into the day's chunk of each
+series, so the row table stays small. A series' ``sealed_before`` splits the two: a sample
+older than it is merged into its chunk.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from panelhub.storage.chunks import CHUNK_SPAN_S, chunk_start, decode_samples, e
 from panelhub.storage.db import transaction
 from panelhub.storage.series import Sample
 
-#: A day is sealed this long after it ended, so that samples of the last poll round of the
-#: day (polled late, a bus busy with SCADA traffic) still land in rows, not in a re-encode.
+#: An hour is sealed this long after it ended, so that samples of its last poll round (polled
+#: late, a bus busy with SCADA traffic) still land in rows, not in a re-encode.
 SEAL_DELAY_S: Final = 600
+#: Rows are sealed an hour at a time: a decode and an encode per series and hour (~1 ms each)
+#: keep the row table, which one series' reads scan, to about an hour of all series.
+SEAL_STEP_S: Final = 3_600
 #: Days of chunks read per database call while streaming: a week of one-minute samples is
 #: about 10,000 samples, small enough not to hold the worker thread for long.
 PAGE_DAYS: Final = 7
@@ -52,14 +56,14 @@ def append(connection: sqlite3.Connection, batch: Sequence[tuple[int, Sample]]) 
         _insert_rows(connection, rows)
         for (series_id, day), samples in late.items():
             _merge_into_chunk(connection, series_id, day, samples)
-        newest = max(sample.ts for _, sample in batch)
-        _seal(connection, chunk_start(newest - SEAL_DELAY_S))
+        newest = max(sample.ts for _, sample in batch) - SEAL_DELAY_S
+        _seal(connection, newest - newest % SEAL_STEP_S)
 
 
 def seal(connection: sqlite3.Connection, before_ts: int) -> None:
-    """Turn the rows of every day that ends at or before ``before_ts`` into chunks."""
+    """Move every row older than ``before_ts`` into its day's chunk."""
     with transaction(connection):
-        _seal(connection, chunk_start(before_ts))
+        _seal(connection, before_ts)
 
 
 def read_page(
@@ -85,8 +89,8 @@ def read_page(
         if len(chunks) == PAGE_DAYS:
             return samples, chunks[-1][0] + CHUNK_SPAN_S
         rows = connection.execute(
-            "SELECT ts, bits FROM raw_row WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            (series_id, start, end),
+            "SELECT ts, bits FROM raw_row WHERE ts >= ? AND ts < ? AND series_id = ? ORDER BY ts",
+            (start, end, series_id),
         ).fetchall()
     return samples + _samples_of_rows(rows), None
 
@@ -117,25 +121,22 @@ def count_points(connection: sqlite3.Connection) -> int:
 
 
 def _seal(connection: sqlite3.Connection, boundary: int) -> None:
-    due = connection.execute(
-        "SELECT series_id FROM series WHERE sealed_before < ?", (boundary,)
+    (oldest,) = connection.execute("SELECT min(sealed_before) FROM series").fetchone()
+    if oldest is None or oldest >= boundary:
+        return
+    rows = connection.execute(
+        "SELECT series_id, ts, bits FROM raw_row WHERE ts < ? ORDER BY series_id, ts",
+        (boundary,),
     ).fetchall()
-    for (series_id,) in due:
-        rows = connection.execute(
-            "SELECT ts, bits FROM raw_row WHERE series_id = ? AND ts < ? ORDER BY ts",
-            (series_id, boundary),
-        ).fetchall()
-        by_day: defaultdict[int, list[Sample]] = defaultdict(list)
-        for sample in _samples_of_rows(rows):
-            by_day[chunk_start(sample.ts)].append(sample)
-        for day, samples in by_day.items():
-            _merge_into_chunk(connection, series_id, day, samples)
-        connection.execute(
-            "DELETE FROM raw_row WHERE series_id = ? AND ts < ?", (series_id, boundary)
-        )
-        connection.execute(
-            "UPDATE series SET sealed_before = ? WHERE series_id = ?", (boundary, series_id)
-        )
+    by_chunk: defaultdict[tuple[int, int], list[tuple[int, int | None]]] = defaultdict(list)
+    for series_id, ts, bits in rows:
+        by_chunk[series_id, chunk_start(ts)].append((ts, bits))
+    for (series_id, day), day_rows in by_chunk.items():
+        _merge_into_chunk(connection, series_id, day, _samples_of_rows(day_rows))
+    connection.execute("DELETE FROM raw_row WHERE ts < ?", (boundary,))
+    connection.execute(
+        "UPDATE series SET sealed_before = ? WHERE sealed_before < ?", (boundary, boundary)
+    )
 
 
 def _merge_into_chunk(
@@ -172,9 +173,9 @@ def _insert_rows(connection: sqlite3.Connection, rows: Sequence[tuple[int, Sampl
     # into NULL.
     bits = array("q", array("d", [sample.value for _, sample in rows]).tobytes())
     connection.executemany(
-        "INSERT OR REPLACE INTO raw_row (series_id, ts, bits) VALUES (?, ?, ?)",
+        "INSERT OR REPLACE INTO raw_row (ts, series_id, bits) VALUES (?, ?, ?)",
         (
-            (series_id, sample.ts, pattern if sample.is_valid else None)
+            (sample.ts, series_id, pattern if sample.is_valid else None)
             for (series_id, sample), pattern in zip(rows, bits, strict=True)
         ),
     )

@@ -15,16 +15,20 @@ CREATE TABLE series (
     UNIQUE (device, key)
 );
 
--- Recent samples, one row each until their day is sealed. bits: the value's IEEE 754 double
--- as a signed 64-bit integer (exact, NaN payloads and -0.0 included); NULL when invalid.
+-- Recent samples (the last hour or so), one row each until they are sealed. bits: the value's
+-- IEEE 754 double as a signed 64-bit integer (exact, NaN payloads and -0.0 included); NULL
+-- when invalid. Keyed time first: a poll round of 500 series then writes one or two pages at
+-- the end of the b-tree, where (series_id, ts) would rewrite one page per series, every
+-- minute, into the WAL (flash wear); reading one series' recent rows scans at most an hour.
 CREATE TABLE raw_row (
-    series_id INTEGER NOT NULL,
     ts INTEGER NOT NULL,
+    series_id INTEGER NOT NULL,
     bits INTEGER,
-    PRIMARY KEY (series_id, ts)
+    PRIMARY KEY (ts, series_id)
 ) WITHOUT ROWID;
 
--- Sealed samples: one compressed chunk (storage/chunks.py) per series and UTC day. A rowid
+-- Sealed samples: one compressed chunk (storage/chunks.py) per series and UTC day, re-encoded
+-- as the day's hours are sealed. A rowid
 -- table, not WITHOUT ROWID: the blobs are a good part of a page, which a WITHOUT ROWID
 -- b-tree would split into overflow pages.
 CREATE TABLE raw_chunk (
