@@ -186,3 +186,9 @@ def test_rollup_float32_keeps_seven_digits_and_exact_totals():
     (back,) = decode_rollups(encode_rollups(DAY, [rollup], as_float32=True), 1)
     assert back.minimum == pytest.approx(229.123456789, rel=1e-7)
     assert back.total == 1234.56789012345
+
+
+def test_rollups_of_scaled_registers_stay_exact():
+    rollup = Rollup(1, Resolution.HOUR, DAY, 60, 229.9, 231.3, 230.45, 12.5)
+    (back,) = decode_rollups(encode_rollups(DAY, [rollup], as_float32=True), 1)
+    assert back == rollup

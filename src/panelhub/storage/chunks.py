@@ -129,9 +129,9 @@ def decode_samples(blob: bytes) -> list[Sample]:
 def encode_rollups(start: int, rollups: Sequence[Rollup], *, as_float32: bool) -> bytes:
     """Encode the rollups of one series, one resolution and the day starting at ``start``.
 
-    ``as_float32`` rounds min, max and mean to float32 (7 significant digits): they draw
-    trends, and 5-minute and hour rollups are kept for years, where float32 halves their
-    size. ``total`` (a consumption) is always kept exact.
+    ``as_float32`` rounds min, max and mean to float32 (7 significant digits) unless they
+    are decimal: they draw trends, and 5-minute and hour rollups are kept for years, where
+    float32 halves their size. ``total`` (a consumption) is always kept exact.
 
     Raises:
         ValueError: mixed resolutions, or a bucket outside the day, unaligned or repeated.
@@ -151,7 +151,9 @@ def encode_rollups(start: int, rollups: Sequence[Rollup], *, as_float32: bool) -
     ]
     for name in ("minimum", "maximum", "mean"):
         values = [getattr(rollup, name) for rollup in rollups]
-        columns.append(_encode_values(_to_float32(values) if as_float32 else values))
+        # Decimal values (scaled-integer registers) are smaller kept exact than as float32.
+        is_lossy = as_float32 and _decimals(values) is None
+        columns.append(_encode_values(_to_float32(values) if is_lossy else values))
     columns.append(_encode_values([rollup.total for rollup in rollups]))
     return _frame(start, int(resolution), len(rollups), 0, b"".join(columns))
 
