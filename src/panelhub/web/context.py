@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from panelhub.config.models import Settings
+from panelhub.config.models import DeviceConfig, Settings
+from panelhub.devices.catalog import TemplateCatalog
+from panelhub.devices.discovery import ScanProgress
+from panelhub.devices.template import DeviceTemplate
 from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditLog
 from panelhub.security.lockout import AddressRateLimiter
 from panelhub.security.sessions import SessionStore
+from panelhub.storage.timeseries import TimeSeriesStore
 from panelhub.web.certificate import ServedCertificate
 
 
@@ -68,6 +72,74 @@ class GatewayView(Protocol):
     def status(self) -> GatewayStatus: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LiveReading:
+    """The latest value of one measurement, as the monitoring page shows it."""
+
+    key: str
+    name: str
+    unit: str
+    #: None when the last read failed or none was made yet.
+    value: float | None
+    #: Wall-clock time of the last read (0: none yet).
+    read_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """A configured device, its template and how its polling goes."""
+
+    config: DeviceConfig
+    #: None when the configured model is not in the catalog (a deleted custom model).
+    template: DeviceTemplate | None
+    #: "answering", "not answering", "unknown" (not polled yet) or "disabled".
+    state: str
+    #: Wall-clock time of the last change of ``state`` (0: none yet).
+    since: float
+    last_error: str
+    #: Wall-clock time of the last answer (0: none yet).
+    last_answer_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """A discovery run: addresses on a configured bus, or unit IDs on a list of TCP hosts."""
+
+    bus: str | None = None
+    unit_ids: Sequence[int] = ()
+    #: "host" or "host:port" entries, each scanned for ``unit_ids`` (when ``bus`` is None).
+    hosts: Sequence[str] = ()
+
+
+class DataloggerView(Protocol):
+    """What the energy pages may ask of the datalogger (implemented in ``datalogservice``)."""
+
+    @property
+    def store(self) -> TimeSeriesStore:
+        """The time series: raw samples, rollups, totals."""
+
+    @property
+    def catalog(self) -> TemplateCatalog:
+        """Built-in templates and the custom models."""
+
+    def devices(self) -> Sequence[DeviceView]: ...
+
+    def live(self, device: str) -> Sequence[LiveReading]:
+        """The latest values of ``device``, and keep reading them for a minute (a watch)."""
+
+    async def save_model(self, text: str) -> DeviceTemplate:
+        """Validate and keep a custom model (created or replaced); raises ``TemplateError``."""
+
+    async def delete_model(self, model_id: str) -> None:
+        """Remove a custom model; raises ``DeviceError`` while a device uses it."""
+
+    def start_scan(self, request: ScanRequest) -> str:
+        """Start a discovery run in the background; returns its id for ``scan``."""
+
+    def scan(self, scan_id: str) -> ScanProgress | None:
+        """The progress of a run (``cancel()`` on it stops it); None for an unknown id."""
+
+
 class ServiceControl(Protocol):
     """What the settings and maintenance pages may ask of the running service."""
 
@@ -114,3 +186,5 @@ class WebContext:
     certificate: ServedCertificate | None = None
     #: ``time.monotonic()`` when the pages started: the uptime the maintenance page shows.
     started_at: float = field(default_factory=time.monotonic)
+    #: The datalogger and its store; None where the pages run without one (some tests).
+    datalog: DataloggerView | None = None
