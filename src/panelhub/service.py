@@ -17,6 +17,7 @@ from typing import Final
 
 from panelhub.config.models import BusConfig, ListenerConfig, RTUBusConfig, Settings
 from panelhub.config.store import load_settings, save_settings
+from panelhub.datalogservice import DataloggerService
 from panelhub.errors import ConfigError, SettingsApplyError, SettingsConflictError
 from panelhub.gateway.local import ClockSink, Health, LocalServer
 from panelhub.gateway.routing import Route, Router
@@ -343,11 +344,17 @@ class ServiceController:
     """The running service as the web pages see it (``web.context.ServiceControl``)."""
 
     def __init__(
-        self, gateway: Gateway, *, config_path: Path | None, on_restart: Callable[[], None]
+        self,
+        gateway: Gateway,
+        *,
+        config_path: Path | None,
+        on_restart: Callable[[], None],
+        datalog: DataloggerService | None = None,
     ) -> None:
         self._gateway = gateway
         self._config_path = config_path
         self._on_restart = on_restart
+        self._datalog = datalog
         self._lock = asyncio.Lock()
 
     @property
@@ -382,6 +389,8 @@ class ServiceController:
                     raise SettingsApplyError(str(exc), problems=exc.problems) from exc
             old = self._gateway.settings
             await plan.commit()
+            if self._datalog is not None:
+                await self._datalog.apply(settings)
         logger.info("settings applied")
         return restart_needed(old, settings)
 
@@ -450,14 +459,24 @@ async def _serve(
     restart = until[1]
     gateway = Gateway(settings)
     web = None
+    datalog = None
     try:
         await gateway.start()
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        datalog = DataloggerService(settings, bus_for=gateway.buses.get, bus_factory=build_bus)
+        await datalog.start()
         if settings.web.enable:
             from panelhub.webservice import start_web  # noqa: PLC0415 - the web stack on demand
 
-            control = ServiceController(gateway, config_path=config_path, on_restart=restart.set)
+            control = ServiceController(
+                gateway, config_path=config_path, on_restart=restart.set, datalog=datalog
+            )
             web = await start_web(
-                settings, gateway, control=control, on_initial_password=on_initial_password
+                settings,
+                gateway,
+                control=control,
+                on_initial_password=on_initial_password,
+                datalog=datalog,
             )
             gateway.audit_refusals(web.refusals)
             gateway.audit_clock_changes(web.clock_changes)
@@ -475,6 +494,8 @@ async def _serve(
             gateway.audit_refusals(None)  # the audit log closes with the pages
             gateway.audit_clock_changes(None)
             await web.aclose()
+        if datalog is not None:
+            await datalog.aclose()
         await gateway.aclose()
 
 

@@ -34,7 +34,7 @@ from panelhub.security.sessions import SessionStore
 from panelhub.transport.tls import server_context
 from panelhub.web.app import create_app
 from panelhub.web.certificate import ServedCertificate
-from panelhub.web.context import GatewayView, ServiceControl, WebContext
+from panelhub.web.context import DataloggerView, GatewayView, ServiceControl, WebContext
 from panelhub.web.middleware import SecurityHeadersMiddleware
 from panelhub.web.server import WebServer
 
@@ -83,6 +83,7 @@ async def start_web(
     *,
     control: ServiceControl,
     on_initial_password: Callable[[str], None],
+    datalog: DataloggerView | None = None,
 ) -> WebRuntime:
     """Open (or provision) the accounts, make sure of the certificate, and serve the pages.
 
@@ -131,6 +132,7 @@ async def start_web(
         certificate=ServedCertificate(
             data_dir / "tls", host_names=host_names, addresses=[web.host], tls=tls
         ),
+        datalog=datalog,
     )
     server = WebServer(create_app(context), host=web.host, port=web.port, tls=tls)
     try:

@@ -86,7 +86,18 @@ async def scan(
     progress: ScanProgress,
     timeout_s: float,
 ) -> list[FoundDevice]:
-    """Ask every address of ``unit_ids`` on ``bus``; see the module docstring.
+    """Ask every address of ``unit_ids`` on ``bus``; see :func:`scan_all`."""
+    return await scan_all([(bus, unit_ids)], templates, progress=progress, timeout_s=timeout_s)
+
+
+async def scan_all(
+    targets: Sequence[tuple[Bus, Sequence[int]]],
+    templates: Sequence[DeviceTemplate],
+    *,
+    progress: ScanProgress,
+    timeout_s: float,
+) -> list[FoundDevice]:
+    """Ask every address of every (bus, unit IDs) target in turn; see the module docstring.
 
     Raises:
         DiscoveryCancelledError: ``progress.cancel()`` was called; ``progress.found`` keeps
@@ -94,14 +105,15 @@ async def scan(
 
     """
     ordered = sorted(templates, key=lambda template: template.id)
-    for unit_id in unit_ids:
-        if progress.is_cancelled:
-            progress.state = ScanState.CANCELLED
-            raise DiscoveryCancelledError(f"scan of {bus.name} cancelled at address {unit_id}")
-        found = await identify(bus, unit_id, ordered, timeout_s=timeout_s)
-        if found is not None:
-            progress.found.append(found)
-        progress.done += 1
+    for bus, unit_ids in targets:
+        for unit_id in unit_ids:
+            if progress.is_cancelled:
+                progress.state = ScanState.CANCELLED
+                raise DiscoveryCancelledError(f"scan of {bus.name} cancelled at address {unit_id}")
+            found = await identify(bus, unit_id, ordered, timeout_s=timeout_s)
+            if found is not None:
+                progress.found.append(found)
+            progress.done += 1
     progress.state = ScanState.FINISHED
     return progress.found
 
