@@ -25,37 +25,10 @@ from panelhub.errors import DeviceError
 from panelhub.service import build_bus
 from panelhub.sim import Meter, TcpEndpoint, serve_tcp
 from panelhub.transport.bus import Bus
+from tests.clock import SteppedClock
 
 START_S = 1_800_000_000  # a slot start for every period
 PERIOD_S = 60
-
-
-class SteppedClock:
-    """Wall time that moves only when the test says; sleepers wake when it passes them."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
-        self.sleeping = asyncio.Event()
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep_until(self, wall_s: float) -> None:
-        if wall_s <= self.now:
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._sleepers.append((wall_s, future))
-        self.sleeping.set()
-        await future
-
-    def wake(self) -> None:
-        for at, future in list(self._sleepers):
-            if at <= self.now and not future.done():
-                future.set_result(None)
-        self._sleepers = [(at, f) for at, f in self._sleepers if not f.done()]
-        if not self._sleepers:
-            self.sleeping.clear()
 
 
 class Recorder:

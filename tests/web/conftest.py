@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,12 +9,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from panelhub.config.models import Settings
+from panelhub.datalogservice import DataloggerService
 from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditLog
 from panelhub.security.lockout import AddressRateLimiter
 from panelhub.security.passwords import PasswordHasher
 from panelhub.security.sessions import SessionStore
-from panelhub.service import Gateway, ServiceController
+from panelhub.service import Gateway, ServiceController, build_bus
 from panelhub.web.app import create_app
 from panelhub.web.context import (
     BusStatus,
@@ -51,6 +53,9 @@ class Web:
     restarts: list[bool]
     #: The real gateway behind ``context.control`` (no listener until a test adds one).
     gateway: Gateway
+    #: The real datalogger behind ``context.datalog``, not started: its store (in
+    #: ``data_dir``) and catalog serve the pages; tests that need polling run the service.
+    datalog: DataloggerService
 
     def login(self, name: str, password: str, client: TestClient | None = None):
         client = client or self.client
@@ -75,11 +80,14 @@ def web(tmp_path: Path) -> Iterator[Web]:
     store = provisioning.store
     audit = AuditLog(store.db)
     restarts: list[bool] = []
-    gateway = Gateway(Settings(data_dir=tmp_path))
+    settings = Settings(data_dir=tmp_path)
+    gateway = Gateway(settings)
+    datalog = DataloggerService(settings, bus_for=gateway.buses.get, bus_factory=build_bus)
     control = ServiceController(
         gateway,
         config_path=tmp_path / "panelhub.toml",
         on_restart=lambda: restarts.append(True),
+        datalog=datalog,
     )
     context = WebContext(
         accounts=store,
@@ -91,10 +99,20 @@ def web(tmp_path: Path) -> Iterator[Web]:
         data_dir=tmp_path,
         login_banner="Authorised personnel only.",
         clock=clock,
+        datalog=datalog,
     )
     client = TestClient(create_app(context), base_url=ORIGIN)
     assert provisioning.initial_password is not None
     yield Web(
-        client, context, audit, clock, provisioning.initial_password, tmp_path, restarts, gateway
+        client,
+        context,
+        audit,
+        clock,
+        provisioning.initial_password,
+        tmp_path,
+        restarts,
+        gateway,
+        datalog,
     )
+    asyncio.run(datalog.aclose())
     store.close()

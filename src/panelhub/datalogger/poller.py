@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from panelhub.datalogger.health import DeviceHealth
 from panelhub.datalogger.planner import ReadRequest, split_response
@@ -125,20 +125,26 @@ class Poller:
         self._clock = clock
         self.live: dict[tuple[str, str], LiveValue] = {}
         self._watched_until: dict[str, float] = {}
+        self._watch_started = asyncio.Event()
         self.samples_stored = 0
         self.samples_lost = 0
 
     def watch(self, device: str) -> None:
         """Keep ``device``'s live polls going for ``WATCH_TIMEOUT_S`` from now."""
+        was_watched = self._watched_until.get(device, 0.0) > self._clock.time()
         self._watched_until[device] = self._clock.time() + WATCH_TIMEOUT_S
+        if not was_watched:
+            self._watch_started.set()  # the loop may be asleep until a distant logging slot
 
     async def run(self) -> None:
         due = self._initial_slots()
         while due:
-            slot = min(due.values())
-            await self._clock.sleep_until(slot)
+            wanted = [at for key, at in due.items() if self._is_wanted(key, at)]
+            if not await self._sleep(min(wanted, default=None)):
+                due = self._initial_slots()  # a watch began: its live slots count from now
+                continue
             now = self._clock.time()
-            if now < slot:  # the wall clock went back while we slept: plan again from now
+            if now < min(due.values()):  # the wall clock went back: plan again from now
                 due = self._initial_slots()
                 continue
             ready = [key for key, at in due.items() if at <= now]
@@ -146,6 +152,25 @@ class Poller:
             for plan_index, group_index in ready:
                 period = self.plans[plan_index].groups[group_index].period_s
                 due[plan_index, group_index] = next_slot(now, period)
+
+    def _is_wanted(self, key: tuple[int, int], at: int) -> bool:
+        """Logging slots always; a live slot only while its device is watched then."""
+        plan = self.plans[key[0]]
+        return not plan.groups[key[1]].is_live or self._watched_until.get(plan.name, 0.0) >= at
+
+    async def _sleep(self, until: float | None) -> bool:
+        """Sleep until ``until`` (None: until a watch); False when a watch began first."""
+        self._watch_started.clear()
+        watch = asyncio.ensure_future(self._watch_started.wait())
+        waiters: set[asyncio.Future[Any]] = {watch}
+        if until is not None:
+            waiters.add(asyncio.ensure_future(self._clock.sleep_until(until)))
+        try:
+            done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return watch not in done
 
     def _initial_slots(self) -> dict[tuple[int, int], int]:
         now = self._clock.time()
