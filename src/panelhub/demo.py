@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,6 +19,8 @@ from panelhub import service
 from panelhub.config.models import Settings
 from panelhub.config.store import parse_settings
 from panelhub.sim import SimulatorHandle, default_demo_spec, run_simulator
+from panelhub.sim.device import SimulatedDevice
+from panelhub.sim.templated import TEMPLATE_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,21 @@ DEFAULT_WEB_PORT: Final = 8443  # 443 needs root
 #: Virtual unit IDs of the TCP meters start here (the reference device numbers its virtual
 #: servers from 100 too).
 FIRST_VIRTUAL_UNIT_ID: Final = 100
+#: The simulator's own template for each kind of simulated meter.
+KIND_TEMPLATES: Final = {kind: template for template, kind in TEMPLATE_KINDS.items()}
+#: What each demo meter measures for, by its label: usage and zone for the energy pages.
+DEMO_USES: Final = {
+    "Main incomer": ("main", "Building"),
+    "Office sockets": ("office-equipment", "Offices"),
+    "Feeder Q1": ("other", "Ground floor"),
+    "HVAC": ("hvac", "Roof"),
+    "Lighting": ("lighting", "Offices"),
+    "Workshop": ("machine", "Workshop"),
+    "Kitchen": ("cooking", "Ground floor"),
+    "Feeder Q7": ("other", "Workshop"),
+}
+#: Logging period of the demo's devices: trends fill up within minutes.
+DEMO_PERIOD_MIN: Final = 1
 
 
 def demo_settings(
@@ -36,12 +54,14 @@ def demo_settings(
     """The demo's configuration, as the TOML file would hold it."""
     buses: list[dict[str, Any]] = []
     routes: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
     for index, line in enumerate(handle.rtu):
         # A pseudo-terminal has no parity bit (Linux refuses to set one): 8N1 on the client
         # side, while the simulated line keeps its 8E1 timing.
         buses.append({"kind": "rtu", "name": f"rs485-{index + 1}", "device": line.client_path,
                       "baud_rate": line.line.baud_rate, "parity": "N",
                       "response_timeout_s": 0.5})  # fmt: skip
+        devices += demo_devices(buses[-1]["name"], line.meters)
     unit_id = FIRST_VIRTUAL_UNIT_ID
     for index, endpoint in enumerate(handle.tcp):
         name = f"tcp-{index + 1}"
@@ -49,6 +69,7 @@ def demo_settings(
         for target in sorted(endpoint.meters):
             routes.append({"unit_id": unit_id, "bus": name, "target_unit_id": target})
             unit_id += 1
+        devices += demo_devices(name, endpoint.meters)
     return {
         "data_dir": str(data_dir.resolve()),
         "web": {"host": "127.0.0.1", "port": web_port},
@@ -56,7 +77,21 @@ def demo_settings(
         "listeners": [{"name": "demo", "host": "127.0.0.1", "port": modbus_port}],
         "buses": buses,
         "routes": routes,
+        "devices": devices,
     }
+
+
+def demo_devices(bus: str, meters: Mapping[int, SimulatedDevice]) -> list[dict[str, Any]]:
+    """The datalogger's devices for the meters of one bus: logged every minute."""
+    devices = []
+    for unit_id, device in sorted(meters.items()):
+        meter = device.meter
+        model = meter.name if meter.kind is None else KIND_TEMPLATES[meter.kind]
+        usage, zone = DEMO_USES.get(meter.label, ("other", ""))
+        devices.append({"name": device.label[:20], "model": model, "bus": bus,
+                        "unit_id": unit_id, "usage": usage, "zone": zone,
+                        "period_min": DEMO_PERIOD_MIN})  # fmt: skip
+    return devices
 
 
 def to_toml(settings: dict[str, Any]) -> str:
@@ -76,7 +111,7 @@ def to_toml(settings: dict[str, Any]) -> str:
     lines += [f"{key} = {value(item)}" for key, item in settings["web"].items()]
     lines += ["", "[gateway]"]
     lines += [f"{key} = {value(item)}" for key, item in settings["gateway"].items()]
-    for table in ("listeners", "buses", "routes"):
+    for table in ("listeners", "buses", "routes", "devices"):
         for entry in settings[table]:
             lines += ["", f"[[{table}]]"] + [
                 f"{key} = {value(item)}" for key, item in entry.items()

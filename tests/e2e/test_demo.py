@@ -68,3 +68,13 @@ async def test_demo_serves_what_it_prints_and_stops_on_ctrl_c(tmp_path: Path):
     settings = load_settings(config)  # the written configuration is valid and runnable
     assert settings.listeners[0].port == port
     assert [route.unit_id for route in settings.routes] == [100, 101, 102, 103, 104]
+    # The datalogger logs every simulated meter, with a usage for the energy pages.
+    assert len(settings.devices) == 8
+    assert {device.model for device in settings.devices} == {
+        "panelhub-sim-pm3",
+        "panelhub-sim-em1",
+        "panelhub-sim-cb3",
+    }
+    main = next(device for device in settings.devices if device.name == "Main incomer")
+    assert main.usage == "main"
+    assert (data_dir / "datalog.sqlite").stat().st_mode & 0o777 == 0o600
