@@ -13,7 +13,7 @@ from typing import Any, Final
 from panelhub.config.models import Settings
 
 #: The key that names each item of a list section.
-ITEM_KEYS: Final = {"listeners": "name", "buses": "name", "routes": "unit_id"}
+ITEM_KEYS: Final = {"listeners": "name", "buses": "name", "routes": "unit_id", "devices": "name"}
 
 
 def changed_settings(old: Settings, new: Settings) -> list[str]:
