@@ -76,20 +76,20 @@ def first_login(page: Page, panel: Panel) -> None:
     with page.expect_navigation():
         page.click("form[action='/password'] button[type=submit]")
     assert path_of(page) == "/"
-    expect(page.locator("#health")).to_have_text("nominal")
+    expect(page.locator("#overview-form")).to_be_visible()
     expect(page.locator(".who")).to_have_text("admin (admin)")
 
 
 def expect_refused(page: Page, message: str) -> None:
     assert path_of(page).startswith("/login")
     expect(page.locator("#error")).to_have_text(message)
-    expect(page.locator("#health")).to_have_count(0)
+    expect(page.locator("#overview-form")).to_have_count(0)
     assert not any(c["name"] == SESSION_COOKIE for c in page.context.cookies())
 
 
 def expect_home(page: Page) -> None:
     assert path_of(page) == "/"
-    expect(page.locator("#health")).to_have_text("nominal")
+    expect(page.locator("#overview-form")).to_be_visible()
 
 
 def audit_records(panel: Panel) -> list[AuditRecord]:
@@ -221,7 +221,7 @@ def test_bookmarked_pages_need_a_login_in_a_private_window(
         assert path_of(private).startswith("/login")
         expect(private.locator("#username")).to_be_visible()
         expect(private.locator(".who")).to_have_count(0)
-        expect(private.locator("#health")).to_have_count(0)
+        expect(private.locator("#overview-form")).to_have_count(0)
     # Logging in from there leads on to the bookmarked page.
     private.goto(pages[-1])
     submit_login(private, "admin", NEW_PASSWORD)
@@ -235,7 +235,7 @@ def test_after_logout_back_and_bookmarks_show_the_login_page(page: Page, panel: 
     log_out(page)
     page.go_back()  # to the home page the user saw before logging out
     assert path_of(page) == "/login"
-    expect(page.locator("#health")).to_have_count(0)
+    expect(page.locator("#overview-form")).to_have_count(0)
     for bookmark in protected_pages():
         page.goto(bookmark)
         assert path_of(page).startswith("/login")

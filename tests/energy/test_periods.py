@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -59,7 +60,7 @@ def test_cover_reads_every_bucket_once_in_order(start: int, buckets: int):
     pieces = cover(span, LONG_AFTER)
     assert pieces[0].start == span.start
     assert pieces[-1].end == span.end
-    for before, after in zip(pieces, pieces[1:], strict=False):
+    for before, after in itertools.pairwise(pieces):
         assert before.end == after.start
     for piece in pieces:
         assert piece.start % piece.resolution == 0

@@ -214,7 +214,7 @@ def test_a_damaged_label_key_still_records_the_failed_login(web):
 def test_pages_carry_no_inline_script_or_style(web):
     web.login("admin", web.initial_password)
     change_password(web, web.initial_password, NEW_PASSWORD)
-    for path in ("/", "/password"):
+    for path in ("/", "/status", "/trends", "/export", "/password"):
         html = web.client.get(path).text
         assert "<script>" not in html
         assert "style=" not in html
@@ -222,11 +222,11 @@ def test_pages_carry_no_inline_script_or_style(web):
     assert "<script>" not in web.new_client().get("/login").text
 
 
-def test_home_page_shows_devices_answering_or_not(web):
+def test_status_page_shows_devices_answering_or_not(web):
     web.login("admin", web.initial_password)
     change_password(web, web.initial_password, NEW_PASSWORD)
-    page = web.client.get("/")
-    assert "<title>Home · PanelHub</title>" in page.text
+    page = web.client.get("/status")
+    assert "<title>Status · PanelHub</title>" in page.text
     assert page.text.count('<table id="devices">') == 1
     assert '<tr class="device-not-answering"><td>3, 103</td>' in page.text
     assert "12.5 s ago" in page.text

@@ -146,12 +146,21 @@ async def period_totals(
 
 
 async def overview(
-    store: TimeSeriesStore, meters: Sequence[Meter], span: Span, *, now_s: float
+    store: TimeSeriesStore,
+    meters: Sequence[Meter],
+    span: Span,
+    *,
+    previous: Span | None = None,
+    now_s: float,
 ) -> Overview:
-    """The figures of ``span`` against the span of equal length before it."""
+    """The figures of ``span`` against ``previous`` (default: the span of equal length before).
+
+    The home page passes the same number of local days before, which differs from the span's
+    length in seconds across a summer-time change.
+    """
     ids = [meter.series_id for meter in meters]
     now = await period_totals(store, ids, span, now_s=now_s)
-    before = await period_totals(store, ids, span.before(), now_s=now_s)
+    before = await period_totals(store, ids, previous or span.before(), now_s=now_s)
     figures = [
         Figure(
             meter.consumer.name,

@@ -1,4 +1,4 @@
-"""The home page and the status API: what the gateway is doing now."""
+"""The status page and API: what the gateway is doing now (the home page is the overview)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from panelhub.web.access import context_of, session_of
 from panelhub.web.templating import render
 
 
-async def home(request: Request) -> Response:
-    return render(request, "home.html", {"status": context_of(request).gateway.status()})
+async def status_page(request: Request) -> Response:
+    """Listeners, buses and devices of the gateway: health, traffic, answers."""
+    return render(request, "status.html", {"status": context_of(request).gateway.status()})
 
 
 async def status(request: Request) -> Response:
