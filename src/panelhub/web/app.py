@@ -26,6 +26,7 @@ from panelhub.web.routes import (
     overview,
     sessionapi,
     settings,
+    trends,
     users,
     usersapi,
 )
@@ -39,6 +40,7 @@ def routes() -> list[BaseRoute]:
         page("/password", auth.password_page, access=Access.PASSWORD_CHANGE),
         page("/password", auth.change_password, access=Access.PASSWORD_CHANGE, methods=["POST"]),
         *overview.routes(),
+        *trends.routes(),
         page("/status", home.status_page, access=Access.VIEWER),
         api("/healthz", home.health, access=Access.PUBLIC),
         api("/api/session", home.whoami, access=Access.PASSWORD_CHANGE),
