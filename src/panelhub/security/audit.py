@@ -153,6 +153,7 @@ class AuditEvent(StrEnum):
     AUDIT_ROLLED_OFF = auditchain.ROLLED_OFF_EVENT
     AUDIT_DROPPED = "audit.dropped"  # emit's queue was full
     AUDIT_EXPORTED = "audit.exported"  # a download of the log: who took a copy, and of what
+    DATA_EXPORTED = "data.exported"  # a CSV of logged data: who took which device's, which days
 
 
 class Outcome(StrEnum):

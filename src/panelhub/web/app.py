@@ -19,6 +19,7 @@ from panelhub.web.context import WebContext
 from panelhub.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from panelhub.web.routes import (
     auth,
+    export,
     home,
     logs,
     maintenance,
@@ -41,6 +42,7 @@ def routes() -> list[BaseRoute]:
         page("/password", auth.change_password, access=Access.PASSWORD_CHANGE, methods=["POST"]),
         *overview.routes(),
         *trends.routes(),
+        *export.routes(),
         page("/status", home.status_page, access=Access.VIEWER),
         api("/healthz", home.health, access=Access.PUBLIC),
         api("/api/session", home.whoami, access=Access.PASSWORD_CHANGE),

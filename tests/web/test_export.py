@@ -1,0 +1,135 @@
+"""The export page and downloads: the reference raw CSV of a device, daily totals, the audit."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+import pytest
+
+from panelhub.export.csvraw import IDENTITY_HEADER
+from panelhub.security.audit import AuditEvent, AuditFilter
+from panelhub.storage.series import Sample
+from tests.web.conftest import Web
+from tests.web.energydata import FLAGGED_HOUR, fill_energy, logged_in
+
+SLOTS = [FLAGGED_HOUR + 300 * index for index in range(3)]  # 12:00, 12:05, 12:10 Paris
+
+
+def fill_raw(web: Web) -> list[str]:
+    """Every series of the lights at three slots, one value invalid; returns their keys."""
+
+    async def fill() -> list[str]:
+        store = web.datalog.store
+        series = await store.series_for("Lights")
+        batch = [
+            (info.series_id, _sample(ts, slot, column))
+            for column, info in enumerate(series)
+            for slot, ts in enumerate(SLOTS)
+        ]
+        await store.append(batch)
+        return [info.key for info in series]
+
+    return asyncio.run(fill())
+
+
+def _sample(ts: int, slot: int, column: int) -> Sample:
+    return Sample.invalid(ts) if (slot, column) == (1, 0) else Sample(ts, 10.0 * column + slot)
+
+
+def test_the_raw_csv_has_the_reference_header_and_one_row_per_slot(web: Web):
+    fill_energy(web)
+    stored_keys = fill_raw(web)
+    client = logged_in(web, "viewer")
+    response = client.get("/export/raw.csv?device=Lights&from=2027-01-14&to=2027-01-14")
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="2_mb_Lights_20270115')
+    assert disposition.endswith('.csv"')
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert tuple(rows[0]) == IDENTITY_HEADER
+    assert rows[1][:2] == ["PanelHub panel server", "000000000000"]
+    assert rows[1][4:] == ["Lights", "modbus:2_mb", "panelhub-sim-cb3", rows[1][7], "5", "3"]
+    topics = rows[4][3:]
+    template = web.datalog.catalog.get("panelhub-sim-cb3")
+    assert template is not None
+    keys = [m.key for m in template.measurements]
+    assert topics == [f"modbus:2_mb_{key}" for key in keys]
+    assert rows[3][3:] == [f"Topic ID{n}" for n in range(1, len(keys) + 1)]
+    first = template.measurements[0]
+    assert rows[6][:4] == [
+        "Error",
+        "UTC Offset (minutes)",
+        "Local Time Stamp",
+        f"{first.name} ({first.unit})",
+    ]
+    data = rows[7:]
+    assert [row[:3] for row in data] == [
+        ["0", "60", "2027-01-14 12:00:00"],
+        ["19", "60", "2027-01-14 12:05:00"],  # the first measurement was invalid there
+        ["0", "60", "2027-01-14 12:10:00"],
+    ]
+    column = {key: index for index, key in enumerate(stored_keys)}  # the samples' column
+
+    def expected(key: str, slot: int) -> str:
+        return "" if (slot, column[key]) == (1, 0) else format(10.0 * column[key] + slot, ".15g")
+
+    assert [row[3:] for row in data] == [[expected(key, slot) for key in keys] for slot in range(3)]
+
+
+def test_daily_totals_per_local_day_with_quality(web: Web):
+    fill_energy(web)
+    client = logged_in(web)
+    response = client.get("/api/export/daily.csv?from=2027-01-13&to=2027-01-14")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "daily_electricity_20270115" in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows == [
+        ["Date", "Boiler (kWh)", "Lights (kWh)", "Incomer (kWh)", "Quality"],
+        ["2027-01-13", "48", "24", "72", "OK"],
+        ["2027-01-14", "72", "24", "96", "Lights: gap"],
+    ]
+    chosen = client.get("/api/export/daily.csv?device=Incomer&from=2027-01-14&to=2027-01-14")
+    assert list(csv.reader(io.StringIO(chosen.text)))[1] == ["2027-01-14", "96", "OK"]
+
+
+def test_each_download_is_audited_with_who_and_what(web: Web):
+    fill_energy(web)
+    client = logged_in(web, "viewer")
+    client.get("/export/raw.csv?device=Boiler&from=2027-01-14&to=2027-01-14")
+    client.get("/export/daily.csv?device=Boiler&device=Lights")
+    records = asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.DATA_EXPORTED)))
+    found = sorted((r.user, r.details["format"], r.details["devices"]) for r in records)
+    assert found == [("viewer1", "daily", "Boiler, Lights"), ("viewer1", "raw", "Boiler")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/export/raw.csv", "/export/raw.csv?device=Nobody",
+     "/export/raw.csv?device=Boiler&from=14.1.2027",
+     "/export/daily.csv?commodity=plasma", "/export/daily.csv?device=Nobody",
+     "/export/daily.csv?from=2027-01-14&to=2027-01-01"],
+)  # fmt: skip
+def test_a_bad_parameter_is_a_400_with_the_reason(web: Web, path: str):
+    fill_energy(web)
+    client = logged_in(web)
+    page = client.get(path)
+    assert page.status_code == 400
+    assert 'id="error"' in page.text
+    assert client.get(f"/api{path}").status_code == 400
+    assert not asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.DATA_EXPORTED)))
+
+
+def test_the_export_page_offers_the_devices(web: Web):
+    fill_energy(web)
+    page = logged_in(web, "viewer").get("/export")
+    assert page.status_code == 200
+    assert page.text.count('<option value="Lights">') == 2
+    assert 'value="2027-01-14"' in page.text
+
+
+def test_downloads_need_a_session(web: Web):
+    assert web.new_client().get("/api/export/raw.csv?device=Boiler").status_code == 401
+    assert web.new_client().get("/export", follow_redirects=False).status_code == 303
