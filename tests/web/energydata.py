@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 from panelhub.config.models import DataloggerConfig, DeviceConfig, Settings, TCPBusConfig, Usage
 from panelhub.security.accounts import Role
 from panelhub.storage.series import Quality, Resolution, Rollup, Sample
+from panelhub.storage.timeseries import TimeSeriesStore
 from panelhub.web.access import SESSION_COOKIE
 from tests.web.conftest import ORIGIN, Web
 
@@ -70,19 +71,23 @@ def fill_energy(web: Web) -> dict[str, int]:
 
     async def fill() -> dict[str, int]:
         await web.context.control.apply_settings(energy_settings(web.context.control.settings))
-        store = web.datalog.store
-        ids = {
-            info.device: info.series_id
-            for info in await store.series()
-            if info.key == "active_energy_import"
-        }
-        rollups: list[Rollup] = []
-        for device, series_id in ids.items():
-            rollups += _rollups(device, series_id)
-        await store.write_rollups(rollups)
-        return ids
+        return await store_energy(web.datalog.store)
 
     return asyncio.run(fill())
+
+
+async def store_energy(store: TimeSeriesStore) -> dict[str, int]:
+    """Write the known rollups of the meters' series (registered by the datalogger)."""
+    ids = {
+        info.device: info.series_id
+        for info in await store.series()
+        if info.key == "active_energy_import"
+    }
+    rollups: list[Rollup] = []
+    for device, series_id in ids.items():
+        rollups += _rollups(device, series_id)
+    await store.write_rollups(rollups)
+    return ids
 
 
 def _rollups(device: str, series_id: int) -> list[Rollup]:

@@ -42,7 +42,7 @@ def test_the_raw_csv_has_the_reference_header_and_one_row_per_slot(web: Web):
     fill_energy(web)
     stored_keys = fill_raw(web)
     client = logged_in(web, "viewer")
-    response = client.get("/export/raw.csv?device=Lights&from=2027-01-14&to=2027-01-14")
+    response = client.get("/api/export/raw.csv?device=Lights&from=2027-01-14&to=2027-01-14")
     assert response.status_code == 200, response.text
     disposition = response.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="2_mb_Lights_20270115')
@@ -98,8 +98,8 @@ def test_daily_totals_per_local_day_with_quality(web: Web):
 def test_each_download_is_audited_with_who_and_what(web: Web):
     fill_energy(web)
     client = logged_in(web, "viewer")
-    client.get("/export/raw.csv?device=Boiler&from=2027-01-14&to=2027-01-14")
-    client.get("/export/daily.csv?device=Boiler&device=Lights")
+    client.get("/api/export/raw.csv?device=Boiler&from=2027-01-14&to=2027-01-14")
+    client.get("/api/export/daily.csv?device=Boiler&device=Lights")
     records = asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.DATA_EXPORTED)))
     found = sorted((r.user, r.details["format"], r.details["devices"]) for r in records)
     assert found == [("viewer1", "daily", "Boiler, Lights"), ("viewer1", "raw", "Boiler")]
@@ -115,10 +115,11 @@ def test_each_download_is_audited_with_who_and_what(web: Web):
 def test_a_bad_parameter_is_a_400_with_the_reason(web: Web, path: str):
     fill_energy(web)
     client = logged_in(web)
-    page = client.get(path)
-    assert page.status_code == 400
-    assert 'id="error"' in page.text
-    assert client.get(f"/api{path}").status_code == 400
+    refused = client.get(f"/api{path}")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_query"
+    named = refused.json()["message"].split(":")[0]  # the parameter at fault
+    assert named in {"device", "from", "to", "from/to", "commodity"}
     assert not asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.DATA_EXPORTED)))
 
 

@@ -1,11 +1,12 @@
 """The export page and its downloads: a device's raw data, a device set's daily totals (CSV).
 
-The raw CSV is the reference layout (``export.csvraw``): the gateway's identity (Settings'
-gateway identity), the device's (its template), one topic per logged measurement
-(``modbus:{unit}_mb_{key}``) and one row per logging slot. Daily totals are per local day
-(``export.csvdaily``). Both are streamed, named by the reference's rule
-(``export.filename``), and each download is audited (``data.exported``): who took a copy of
-which data.
+The downloads are API routes (``/api/export/...``) the page's forms call: a download is no
+page to bookmark, and a refusal is a JSON message. The raw CSV is the reference layout
+(``export.csvraw``): the gateway's identity (Settings' gateway identity), the device's (its
+template), one topic per logged measurement (``modbus:{unit}_mb_{key}``) and one row per
+logging slot. Daily totals are per local day (``export.csvdaily``). Both are streamed, named
+by the reference's rule (``export.filename``), and each download is audited
+(``data.exported``): who took a copy of which data.
 """
 
 from __future__ import annotations
@@ -60,27 +61,24 @@ class _RefusedError(Exception):
 def routes() -> list[BaseRoute]:
     return [
         page("/export", export_page, access=Access.VIEWER),
-        page("/export/raw.csv", raw_csv, access=Access.VIEWER),
-        page("/export/daily.csv", daily_csv, access=Access.VIEWER),
         api("/api/export/raw.csv", raw_csv, access=Access.VIEWER),
         api("/api/export/daily.csv", daily_csv, access=Access.VIEWER),
     ]
 
 
-async def export_page(request: Request, *, error: str = "", status_code: int = 200) -> Response:
+async def export_page(request: Request) -> Response:
     """The two download forms: a device's raw data, daily totals of devices."""
     context = context_of(request)
     settings = context.control.settings
     tz = ep.time_zone(settings)
     yesterday = ep.local_today(context.clock(), tz) - dt.timedelta(days=1)
     data = {
-        "error": error,
         "devices": [device.name for device in settings.devices],
         "commodities": [c.value for c in Commodity],
         "yesterday": yesterday.isoformat(),
         "timezone": settings.timezone,
     }
-    return render(request, "export.html", data, status_code=status_code)
+    return render(request, "export.html", data)
 
 
 async def raw_csv(request: Request) -> Response:
@@ -266,7 +264,7 @@ def _download(request: Request, lines: Iterator[str], filename: str) -> Response
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
+    # The forms' fields are lists and dates: a refusal is rare enough to be a plain message.
     status = exc.status if isinstance(exc, _RefusedError) else 400
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": "invalid_query", "message": str(exc)}, status_code=status)
-    return await export_page(request, error=str(exc), status_code=status)
+    code = "invalid_query" if status == 400 else "unavailable"
+    return JSONResponse({"error": code, "message": str(exc)}, status_code=status)
