@@ -16,12 +16,13 @@ from contextlib import asynccontextmanager
 import pytest
 
 from panelhub.config.models import DeviceConfig, TCPBusConfig
+from panelhub.datalogger import poller as poller_module
 from panelhub.datalogger.health import Availability
 from panelhub.datalogger.plans import build_plan, logged_measurements
 from panelhub.datalogger.poller import Batch, DevicePlan, Poller, next_slot
 from panelhub.devices.catalog import builtin_templates
 from panelhub.devices.template import DeviceTemplate
-from panelhub.errors import DeviceError
+from panelhub.errors import DatalogStoreError, DeviceError
 from panelhub.service import build_bus
 from panelhub.sim import Meter, TcpEndpoint, serve_tcp
 from panelhub.transport.bus import Bus
@@ -43,7 +44,7 @@ class Recorder:
         self.arrived.set()
         if self.fail_next:
             self.fail_next = False
-            raise OSError(28, "No space left on device")
+            raise DatalogStoreError("database or disk is full", path="datalog.sqlite")
         self.batches.append(list(batch))
 
 
@@ -196,14 +197,29 @@ async def test_a_silent_device_gets_invalid_samples_and_one_log_line_each_way(ca
     assert "answers again after 180 s" in lines[1]
 
 
-async def test_a_store_failure_loses_that_batch_only():
+async def test_samples_wait_while_the_store_fails_and_are_stored_after(caplog):
+    caplog.set_level(logging.INFO, logger="panelhub.datalogger")
     async with rig(METERS, DEVICES) as r:
         r.recorder.fail_next = True
         await r.step(START_S)
-        assert r.poller.samples_lost == len(r.ids)
-        stored = by_series(await r.step(START_S + PERIOD_S))
-        assert len(stored) == len(r.ids)
-        assert r.poller.samples_stored == len(r.ids)
+        assert (r.poller.samples_stored, r.poller.samples_lost) == (0, 0)
+        stored = await r.step(START_S + PERIOD_S)
+        assert len(stored) == 2 * len(r.ids)  # the failed slot's samples, then this one's
+        assert {s.ts for _sid, s in stored} == {START_S, START_S + PERIOD_S}
+        assert r.poller.samples_stored == 2 * len(r.ids)
+    messages = [rec.getMessage() for rec in caplog.records if rec.name.endswith("poller")]
+    assert any("cannot store samples (" in m for m in messages)
+    assert any("storing samples again" in m for m in messages)
+
+
+async def test_samples_beyond_the_bound_are_counted_lost(monkeypatch):
+    monkeypatch.setattr(poller_module, "MAX_UNSTORED_SAMPLES", 10)
+    async with rig(METERS, DEVICES) as r:
+        r.recorder.fail_next = True
+        await r.step(START_S)
+        assert r.poller.samples_lost == len(r.ids) - 10
+        stored = await r.step(START_S + PERIOD_S)
+        assert len(stored) == 10 + len(r.ids)
 
 
 async def test_live_values_are_read_only_while_watched():

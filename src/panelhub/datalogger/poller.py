@@ -12,7 +12,8 @@ Theory of operation:
   timeout ends its reads for the slot: a dead meter costs one timeout, not one per read.
 - The clock is injected (:class:`PollClock`): tests move time instead of waiting, and a
   wall-clock jump (NTP, an operator setting the time) is seen within ``MAX_SLEEP_S``.
-- One slot's samples from every device go to the store in one batch (one transaction).
+- One slot's samples from every device go to the store in one batch (one transaction). If the
+  store fails (a full disk), the samples wait in memory, bounded, and go with the next batch.
 - Live values: the latest value of every measurement, from logging polls and from the faster
   live polls a watched device gets (the monitoring page watches what it shows).
 """
@@ -29,7 +30,7 @@ from typing import Any, Final, Protocol
 
 from panelhub.datalogger.health import DeviceHealth
 from panelhub.datalogger.planner import ReadRequest, split_response
-from panelhub.errors import ModbusError, TransportError
+from panelhub.errors import ModbusError, PanelHubError, TransportError
 from panelhub.modbus import pdu as pdus
 from panelhub.modbus.constants import FunctionCode
 from panelhub.storage.series import Sample
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 MAX_SLEEP_S: Final = 5.0
 #: A poll must end well before its next slot; and no device gets more than this per read.
 MAX_READ_TIMEOUT_S: Final = 30.0
+#: Samples kept in memory while the store fails (a full disk): 20 minutes at 5,000 a minute,
+#: about 4 MB. Beyond it the oldest are dropped and counted as lost.
+MAX_UNSTORED_SAMPLES: Final = 100_000
 #: How long a watch (the monitoring page open) keeps a device's live polls going.
 WATCH_TIMEOUT_S: Final = 60.0
 
@@ -126,6 +130,8 @@ class Poller:
         self.live: dict[tuple[str, str], LiveValue] = {}
         self._watched_until: dict[str, float] = {}
         self._watch_started = asyncio.Event()
+        self._unstored: Batch = []
+        self._is_store_failing = False
         self.samples_stored = 0
         self.samples_lost = 0
 
@@ -193,15 +199,32 @@ class Poller:
                     continue
                 slot = due[plan_index, group_index]
                 tasks.create_task(self._poll_group(plan, group, slot, batch))
-        if batch:
-            try:
-                await self._store(batch)
-            # A task root: whatever the store fails with, the next slot must still be polled.
-            except Exception:
-                self.samples_lost += len(batch)
-                logger.exception("could not store %d samples", len(batch))
-            else:
-                self.samples_stored += len(batch)
+        await self._keep(batch)
+
+    async def _keep(self, batch: Batch) -> None:
+        """Store ``batch`` with what earlier slots could not store; keep what fails, bounded."""
+        pending = self._unstored + batch
+        if not pending:
+            return
+        try:
+            await self._store(pending)
+        except PanelHubError as exc:  # the store's own errors (DatalogStoreError): a full disk
+            overflow = max(0, len(pending) - MAX_UNSTORED_SAMPLES)
+            self.samples_lost += overflow
+            self._unstored = pending[overflow:]  # the oldest go first
+            if not self._is_store_failing:
+                logger.error(  # noqa: TRY400 - the reason is the message; a trace adds nothing
+                    "cannot store samples (%s); keeping up to %d until it can",
+                    exc,
+                    MAX_UNSTORED_SAMPLES,
+                )
+            self._is_store_failing = True
+        else:
+            if self._is_store_failing:
+                logger.info("storing samples again; %d kept meanwhile stored", len(self._unstored))
+            self._is_store_failing = False
+            self._unstored = []
+            self.samples_stored += len(pending)
 
     async def _poll_group(
         self, plan: DevicePlan, group: PollGroup, slot: int, batch: Batch
