@@ -11,6 +11,7 @@ import pytest
 from panelhub.export.csvraw import IDENTITY_HEADER
 from panelhub.security.audit import AuditEvent, AuditFilter
 from panelhub.storage.series import Sample
+from panelhub.web.routes.export import content_disposition
 from tests.web.conftest import Web
 from tests.web.energydata import FLAGGED_HOUR, fill_energy, logged_in
 
@@ -46,7 +47,7 @@ def test_the_raw_csv_has_the_reference_header_and_one_row_per_slot(web: Web):
     assert response.status_code == 200, response.text
     disposition = response.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="2_mb_Lights_20270115')
-    assert disposition.endswith('.csv"')
+    assert disposition.endswith("filename*=UTF-8''2_mb_Lights_20270115090000000.csv")
     rows = list(csv.reader(io.StringIO(response.text)))
     assert tuple(rows[0]) == IDENTITY_HEADER
     assert rows[1][:2] == ["PanelHub panel server", "000000000000"]
@@ -100,6 +101,7 @@ def test_each_download_is_audited_with_who_and_what(web: Web):
     client = logged_in(web, "viewer")
     client.get("/api/export/raw.csv?device=Boiler&from=2027-01-14&to=2027-01-14")
     client.get("/api/export/daily.csv?device=Boiler&device=Lights")
+    assert client.head("/api/export/daily.csv").status_code == 200  # no copy taken: not audited
     records = asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.DATA_EXPORTED)))
     found = sorted((r.user, r.details["format"], r.details["devices"]) for r in records)
     assert found == [("viewer1", "daily", "Boiler, Lights"), ("viewer1", "raw", "Boiler")]
@@ -134,3 +136,11 @@ def test_the_export_page_offers_the_devices(web: Web):
 def test_downloads_need_a_session(web: Web):
     assert web.new_client().get("/api/export/raw.csv?device=Boiler").status_code == 401
     assert web.new_client().get("/export", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("name", ["Küche", "電気", "Q1 bay"])
+def test_any_device_name_makes_a_header_http_can_carry(name: str):
+    header = content_disposition(f"1_mb_{name}_20270115000000000.csv")
+    header.encode("latin-1")
+    assert header.startswith('attachment; filename="1_mb_')
+    assert "filename*=UTF-8''1_mb_" in header

@@ -52,7 +52,7 @@ def test_the_api_gives_the_same_figures_in_watt_hours(web: Web):
     assert body["by_usage"]["total"] == pytest.approx(96_000)
     assert body["by_usage"]["top"][0] == {
         "name": "heating", "consumption": pytest.approx(72_000), "share_pct": pytest.approx(75),
-        "change_pct": pytest.approx(50), "quality": [],
+        "change_pct": pytest.approx(50), "quality": [], "previous": pytest.approx(48_000),
     }  # fmt: skip
     assert body["mains"][0]["consumption"] == pytest.approx(96_000)
 

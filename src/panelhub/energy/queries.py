@@ -23,6 +23,7 @@ from panelhub.energy.aggregation import (
     Consumer,
     Grouping,
     Ranking,
+    Share,
     counts_in_aggregates,
     rank,
 )
@@ -72,17 +73,42 @@ class Figure:
 
 
 @dataclass(frozen=True, slots=True)
+class Grouped:
+    """A ranking of groups (usages or zones) with each group's previous figure and flags."""
+
+    ranking: Ranking
+    #: Per group name: the previous period's consumption.
+    before: Mapping[str, float]
+    #: Per group name: the union of its devices' quality flags.
+    quality: Mapping[str, Quality]
+
+    def previous(self, share: Share) -> float:
+        """The previous period's figure of a top share or of the "others" share."""
+        if share is not self.ranking.others:
+            return self.before.get(share.name, 0.0)
+        top = math.fsum(self.before.get(item.name, 0.0) for item in self.ranking.top)
+        return self.ranking.previous_total - top
+
+    def flags(self, share: Share) -> Quality:
+        if share is not self.ranking.others:
+            return self.quality.get(share.name, Quality.GOOD)
+        top = {item.name for item in self.ranking.top}
+        flags = Quality.GOOD
+        for name, quality in self.quality.items():
+            if name not in top:
+                flags |= quality
+        return flags
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     """The home page's figures: rankings by usage and zone, the mains apart."""
 
     unit: str
     devices: tuple[Figure, ...]
     mains: tuple[Figure, ...]
-    by_usage: Ranking
-    by_zone: Ranking
-    #: Per group name (usage or zone): the union of its devices' quality flags.
-    usage_quality: Mapping[str, Quality]
-    zone_quality: Mapping[str, Quality]
+    by_usage: Grouped
+    by_zone: Grouped
 
 
 def base_unit(commodity: Commodity) -> str:
@@ -173,15 +199,13 @@ async def overview(
     consumers = {meter.consumer.name: meter.consumer for meter in meters}
     counted = [f for f in figures if counts_in_aggregates(consumers[f.name])]
     mains = tuple(f for f in figures if not counts_in_aggregates(consumers[f.name]))
-    by_usage, usage_quality = _ranking(counted, consumers, Grouping.USAGE)
-    by_zone, zone_quality = _ranking(counted, consumers, Grouping.ZONE)
+    by_usage = _grouped(counted, consumers, Grouping.USAGE)
+    by_zone = _grouped(counted, consumers, Grouping.ZONE)
     unit = base_unit(meters[0].consumer.commodity) if meters else "Wh"
-    return Overview(unit, tuple(figures), mains, by_usage, by_zone, usage_quality, zone_quality)
+    return Overview(unit, tuple(figures), mains, by_usage, by_zone)
 
 
-def _ranking(
-    figures: Sequence[Figure], consumers: Mapping[str, Consumer], by: Grouping
-) -> tuple[Ranking, dict[str, Quality]]:
+def _grouped(figures: Sequence[Figure], consumers: Mapping[str, Consumer], by: Grouping) -> Grouped:
     sums_now: dict[str, float] = {}
     sums_before: dict[str, float] = {}
     quality: dict[str, Quality] = {}
@@ -191,7 +215,7 @@ def _ranking(
         sums_now[name] = sums_now.get(name, 0.0) + figure.now
         sums_before[name] = sums_before.get(name, 0.0) + figure.before
         quality[name] = quality.get(name, Quality.GOOD) | figure.quality
-    return rank(sums_now, sums_before), quality
+    return Grouped(rank(sums_now, sums_before), sums_before, quality)
 
 
 def sum_buckets(

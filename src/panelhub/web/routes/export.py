@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -26,7 +27,7 @@ from panelhub.config.models import DeviceConfig, Settings
 from panelhub.devices.template import DeviceTemplate
 from panelhub.energy.aggregation import Commodity
 from panelhub.energy.periods import day_bounds
-from panelhub.energy.queries import base_unit, bucket_series
+from panelhub.energy.queries import Meter, base_unit, bucket_series
 from panelhub.export.chunks import chunks
 from panelhub.export.csvdaily import DayTotals, daily_csv_lines
 from panelhub.export.csvraw import (
@@ -38,7 +39,7 @@ from panelhub.export.csvraw import (
 )
 from panelhub.export.filename import csv_file_name
 from panelhub.security.audit import AuditEvent, DetailValue, Outcome
-from panelhub.storage.series import Resolution, SeriesInfo
+from panelhub.storage.series import Quality, Resolution, SeriesInfo
 from panelhub.storage.timeseries import SyncTimeSeriesStore
 from panelhub.web import energyparams as ep
 from panelhub.web import rawexport
@@ -119,7 +120,7 @@ class _RawPlan:
         count = rawexport.count_rows(self.store, self.series, start, end)
         header = dataclasses.replace(self.header, row_count=count)
         rows = rawexport.rows(self.store, self.series, start, end)
-        return chunks(raw_csv_lines(header, rows, tz=self.tz))
+        yield from chunks(raw_csv_lines(header, rows, tz=self.tz))
 
 
 async def _raw_plan(request: Request) -> _RawPlan:
@@ -178,21 +179,31 @@ async def _daily_plan(request: Request) -> tuple[list[str], ep.DayRange, str, It
         for m in meters
     ]  # fmt: skip
     unit, factor = ep.display_unit(base_unit(commodity))
-    rows = [
+    rows = _day_rows(meters, bounds, columns, tz)
+    names = [m.consumer.name for m in meters]
+    lines = chunks(daily_csv_lines(names, rows, unit=unit, factor=factor))
+    now = dt.datetime.fromtimestamp(context.clock(), tz)
+    return names, days, csv_file_name(DAILY_ID, str(commodity), now), lines
+
+
+def _day_rows(
+    meters: Sequence[Meter],
+    bounds: Sequence[int],
+    columns: Sequence[Sequence[tuple[float, Quality]]],
+    tz: dt.tzinfo,
+) -> list[DayTotals]:
+    """One row per local day from each meter's daily totals (in its unit: times its factor)."""
+    return [
         DayTotals(
             dt.datetime.fromtimestamp(start, tz).date(),
             [
-                None if math.isnan(value) else value * m.factor
-                for m, (value, _q) in zip(meters, cells, strict=True)
+                None if math.isnan(value) else value * meter.factor
+                for meter, (value, _quality) in zip(meters, cells, strict=True)
             ],
             [quality for _value, quality in cells],
         )
         for start, cells in zip(bounds, zip(*columns, strict=True), strict=False)
     ]
-    names = [m.consumer.name for m in meters]
-    lines = chunks(daily_csv_lines(names, rows, unit=unit, factor=factor))
-    now = dt.datetime.fromtimestamp(context.clock(), tz)
-    return names, days, csv_file_name(DAILY_ID, str(commodity), now), lines
 
 
 def _days(request: Request, tz: dt.tzinfo) -> ep.DayRange:
@@ -243,6 +254,8 @@ def _measurement(
 
 
 async def _audit(request: Request, details: dict[str, DetailValue]) -> None:
+    if request.method == "HEAD":  # no copy is taken: nothing to record
+        return
     await context_of(request).audit.record(
         AuditEvent.DATA_EXPORTED,
         outcome=Outcome.SUCCESS,
@@ -259,8 +272,19 @@ def _download(request: Request, lines: Iterator[str], filename: str) -> Response
     return StreamingResponse(
         lines,
         media_type=CSV_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": content_disposition(filename)},
     )
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header any browser reads, for any device name (RFC 6266, RFC 5987).
+
+    HTTP headers are Latin-1: a name in another script goes in ``filename*`` (UTF-8,
+    percent-encoded), with an ASCII ``filename`` for old clients.
+    """
+    ascii_name = "".join(char if " " <= char < "\x7f" else "_" for char in filename)
+    encoded = urllib.parse.quote(filename, safe="")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
 
 
 async def _refused(request: Request, exc: Exception) -> Response:

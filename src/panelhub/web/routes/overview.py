@@ -9,8 +9,6 @@ whose rollups were flagged (a gap, an estimate, a counter reset) is marked with 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -19,9 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from panelhub.energy.aggregation import Commodity, Ranking, Share
-from panelhub.energy.queries import Figure, Overview, overview
-from panelhub.storage.series import Quality
+from panelhub.energy.aggregation import Commodity, Share
+from panelhub.energy.queries import Figure, Grouped, Overview, overview
 from panelhub.web import energyparams as ep
 from panelhub.web.access import Access, api, context_of, page
 from panelhub.web.charts import Slice, pie_chart
@@ -88,8 +85,8 @@ async def overview_api(request: Request) -> Response:
             "unit": found.unit,
             "devices": [_figure_json(f) for f in found.devices],
             "mains": [_figure_json(f) for f in found.mains],
-            "by_usage": _ranking_json(found.by_usage, found.usage_quality),
-            "by_zone": _ranking_json(found.by_zone, found.zone_quality),
+            "by_usage": _grouped_json(found.by_usage),
+            "by_zone": _grouped_json(found.by_zone),
         }
     return JSONResponse(body)
 
@@ -139,10 +136,10 @@ def _page(query: _Query, found: Overview | None) -> dict[str, Any]:
     unit, factor = ep.display_unit(found.unit)
     data |= {
         "unit": unit,
-        "mains": [_row(f.name, f, None, factor) for f in found.mains],
+        "mains": [_figure_row(f, factor) for f in found.mains],
         "sections": [
-            _section("usage", "By usage", found.by_usage, found.usage_quality, (unit, factor)),
-            _section("zone", "By zone", found.by_zone, found.zone_quality, (unit, factor)),
+            _section("usage", "By usage", found.by_usage, (unit, factor)),
+            _section("zone", "By zone", found.by_zone, (unit, factor)),
         ],
     }
     return data
@@ -154,19 +151,11 @@ def _days_text(days: ep.DayRange) -> str:
     return f"{days.first.isoformat()} to {days.last.isoformat()}"
 
 
-def _section(
-    ident: str,
-    title: str,
-    ranking: Ranking,
-    quality: Mapping[str, Quality],
-    unit: tuple[str, float],
-) -> Section:
+def _section(ident: str, title: str, grouped: Grouped, unit: tuple[str, float]) -> Section:
     name, factor = unit
+    ranking = grouped.ranking
     shares = [*ranking.top, *([ranking.others] if ranking.others else [])]
-    quality = {**quality, "others": _others_quality(ranking, quality)}
-    rows = tuple(
-        _share_row(share, quality, factor, is_others=share is ranking.others) for share in shares
-    )
+    rows = tuple(_share_row(share, grouped, factor) for share in shares)
     slices = [
         Slice(row.name, share.consumption * factor, is_others=row.is_others)
         for row, share in zip(rows, shares, strict=True)
@@ -176,42 +165,23 @@ def _section(
     return Section(ident, title, chart, rows, total)
 
 
-def _share_row(
-    share: Share, quality: Mapping[str, Quality], factor: float, *, is_others: bool
-) -> Row:
-    label = "Others" if is_others else share.name or NO_ZONE
-    before = _previous_of(share)
-    flags = quality.get(share.name, Quality.GOOD)
+def _share_row(share: Share, grouped: Grouped, factor: float) -> Row:
+    is_others = share is grouped.ranking.others
     return Row(
-        label,
+        "Others" if is_others else share.name or NO_ZONE,
         f"{share.share_pct:.1f} %",
         ep.number_text(share.consumption * factor),
-        ep.number_text(before * factor),
+        ep.number_text(grouped.previous(share) * factor),
         ep.change_text(share.change_pct),
-        ep.quality_text(flags),
+        ep.quality_text(grouped.flags(share)),
         is_others=is_others,
     )
 
 
-def _others_quality(ranking: Ranking, quality: Mapping[str, Quality]) -> Quality:
-    top = {share.name for share in ranking.top}
-    flags = Quality.GOOD
-    for group, flag in quality.items():
-        if group not in top:
-            flags |= flag
-    return flags
-
-
-def _previous_of(share: Share) -> float:
-    if share.change_pct is None:
-        return 0.0 if share.consumption else math.nan
-    return share.consumption / (1 + share.change_pct / 100)
-
-
-def _row(name: str, figure: Figure, share: str | None, factor: float) -> Row:
+def _figure_row(figure: Figure, factor: float) -> Row:
     return Row(
-        name,
-        share or "",
+        figure.name,
+        "",
         ep.number_text(figure.now * factor),
         ep.number_text(figure.before * factor),
         ep.change_text(figure.change_pct),
@@ -240,19 +210,19 @@ def _figure_json(figure: Figure) -> dict[str, Any]:
     }
 
 
-def _ranking_json(ranking: Ranking, quality: Mapping[str, Quality]) -> dict[str, Any]:
-    quality = {**quality, "others": _others_quality(ranking, quality)}
-
+def _grouped_json(grouped: Grouped) -> dict[str, Any]:
     def share(item: Share) -> dict[str, Any]:
-        flags = quality.get(item.name, Quality.GOOD)
+        flags = grouped.flags(item)
         return {
             "name": item.name,
             "consumption": item.consumption,
+            "previous": grouped.previous(item),
             "share_pct": item.share_pct,
             "change_pct": item.change_pct,
             "quality": ep.quality_text(flags).split(", ") if flags else [],
         }
 
+    ranking = grouped.ranking
     return {
         "top": [share(item) for item in ranking.top],
         "others": share(ranking.others) if ranking.others else None,
