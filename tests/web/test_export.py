@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from panelhub.config.models import MeasurementSamplingConfig
 from panelhub.export.csvraw import IDENTITY_HEADER
 from panelhub.security.audit import AuditEvent, AuditFilter
 from panelhub.storage.series import Sample
@@ -144,3 +145,22 @@ def test_any_device_name_makes_a_header_http_can_carry(name: str):
     header.encode("latin-1")
     assert header.startswith('attachment; filename="1_mb_')
     assert "filename*=UTF-8''1_mb_" in header
+
+
+def test_a_measurement_switched_off_is_left_out_of_the_raw_csv(web: Web):
+    fill_energy(web)
+    fill_raw(web)
+    settings = web.context.control.settings
+    lights = settings.devices[1].model_copy(
+        update={
+            "measurements": (MeasurementSamplingConfig(key="active_energy_import", enable=False),)
+        }
+    )
+    devices = (settings.devices[0], lights, settings.devices[2])
+    asyncio.run(
+        web.context.control.apply_settings(settings.model_copy(update={"devices": devices}))
+    )
+    response = logged_in(web).get("/api/export/raw.csv?device=Lights&from=2027-01-14")
+    topics = list(csv.reader(io.StringIO(response.text)))[4]
+    assert "modbus:2_mb_current_l1" in topics
+    assert "modbus:2_mb_active_energy_import" not in topics

@@ -132,7 +132,9 @@ async def _raw_plan(request: Request) -> _RawPlan:
     template = context.datalog.catalog.get(device.model)
     tz = ep.time_zone(settings)
     days = _days(request, tz)
-    series = _in_template_order(await context.datalog.store.series_for(device.name), template)
+    stored = await context.datalog.store.series_for(device.name)
+    switched_off = {item.key for item in device.measurements if not item.enable}
+    series = _in_template_order([i for i in stored if i.key not in switched_off], template)
     header = RawHeader(
         gateway=_gateway_identity(settings, request),
         device=_device_identity(device, template),
