@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from panelhub.energy.aggregation import rank
-from panelhub.energy.queries import Grouped, merge_totals, sum_buckets
-from panelhub.storage.series import Quality, Resolution, Rollup
+from panelhub.energy.periods import local_days
+from panelhub.energy.queries import Grouped, merge_totals, period_totals, sum_buckets
+from panelhub.storage.series import Quality, Resolution, Rollup, SeriesKind
+from panelhub.storage.timeseries import TimeSeriesStore, open_datalog
 
 
 def hour(start: int, total: float, quality: Quality = Quality.GOOD) -> Rollup:
@@ -48,3 +57,44 @@ def test_a_bucket_not_due_yet_is_empty_and_not_flagged():
     [(value, quality)] = sum_buckets([], [0, 3_600], resolution=Resolution.HOUR, ready_s=0)
     assert math.isnan(value)
     assert quality == Quality.GOOD
+
+
+def test_totals_over_any_local_days_equal_the_sum_of_their_hours(tmp_path):
+    """Day rows inside, hours at the ends: whatever the zone and days, nothing counted twice."""
+    db = open_datalog(tmp_path / "datalog.sqlite")
+    store = TimeSeriesStore(db)
+    info = store.sync.register_series("m", "e", kind=SeriesKind.COUNTER, unit="Wh", period_s=300)
+    first = 1_800_000_000 // 86_400 * 86_400 - 10 * 86_400
+    hours = [hour(first + h * 3_600, float(h % 7 + h // 24)) for h in range(12 * 24)]
+    hours = [
+        Rollup(info.series_id, r.resolution, r.start, 12, 0.0, 0.0, 0.0, r.total) for r in hours
+    ]
+    days = [
+        Rollup(info.series_id, Resolution.DAY, first + d * 86_400, 288, 0.0, 0.0, 0.0,
+               math.fsum(r.total for r in hours[d * 24 : (d + 1) * 24]))
+        for d in range(12)
+    ]  # fmt: skip
+    store.sync.write_rollups(hours + days)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        zone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo"]),
+        offset=st.integers(1, 9),
+        length=st.integers(0, 8),
+    )
+    def check(zone: str, offset: int, length: int) -> None:
+        tz = ZoneInfo(zone)
+        day = datetime.fromtimestamp(first, UTC).date() + timedelta(days=offset)
+        span = local_days(
+            day, min(day + timedelta(days=length), day + timedelta(days=10 - offset)), tz
+        )
+        found = asyncio.run(period_totals(store, [info.series_id], span, now_s=2_000_000_000))
+        expected = math.fsum(r.total for r in hours if span.start <= r.start < span.end)
+        total, quality = found[info.series_id]
+        assert total == pytest.approx(expected)
+        assert quality == Quality.GOOD
+
+    try:
+        check()
+    finally:
+        db.close()

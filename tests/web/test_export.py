@@ -14,7 +14,7 @@ from panelhub.security.audit import AuditEvent, AuditFilter
 from panelhub.storage.series import Sample
 from panelhub.web.routes.export import content_disposition
 from tests.web.conftest import Web
-from tests.web.energydata import FLAGGED_HOUR, fill_energy, logged_in
+from tests.web.energydata import FLAGGED_HOUR, fill_energy, logged_in, raw_samples
 
 SLOTS = [FLAGGED_HOUR + 300 * index for index in range(3)]  # 12:00, 12:05, 12:10 Paris
 
@@ -164,3 +164,17 @@ def test_a_measurement_switched_off_is_left_out_of_the_raw_csv(web: Web):
     topics = list(csv.reader(io.StringIO(response.text)))[4]
     assert "modbus:2_mb_current_l1" in topics
     assert "modbus:2_mb_active_energy_import" not in topics
+
+
+def test_a_long_raw_export_is_streamed_in_chunks(web: Web):
+    fill_energy(web)
+    start = FLAGGED_HOUR - 11 * 3_600  # 01:00 Paris on 14 January
+    slots = 6_000  # one per 10 s: about 400 kB of CSV
+    raw_samples(web, "Lights", "current_l1", [(start + 10 * i, 0.5 + i) for i in range(slots)])
+    client = logged_in(web)
+    with client.stream("GET", "/api/export/raw.csv?device=Lights&from=2027-01-14") as response:
+        parts = list(response.iter_text())
+    assert len(parts) > 3  # streamed, never one piece held whole
+    rows = list(csv.reader(io.StringIO("".join(parts))))
+    assert rows[1][-1] == str(slots)  # Historical Intervals, counted first
+    assert len(rows) == 7 + slots
