@@ -32,11 +32,11 @@ def test_yesterday_against_the_day_before_by_usage_and_zone_with_the_mains_apart
     assert "2027-01-14 compared with 2027-01-13" in page.text
     assert cells(page.text, "usage") == [
         ["heating", "75.0 %", "72.00", "48.00", "▲ +50.0 %", ""],
-        ["lighting", "25.0 %", "24.00", "24.00", "= +0.0 %", "⚠ gap"],
+        ["lighting", "25.0 %", "24.00", "24.00", "= 0.0 %", "⚠ gap"],
     ]
     assert [row[:5] for row in cells(page.text, "zone")] == [
         ["Basement", "75.0 %", "72.00", "48.00", "▲ +50.0 %"],
-        ["Office", "25.0 %", "24.00", "24.00", "= +0.0 %"],
+        ["Office", "25.0 %", "24.00", "24.00", "= 0.0 %"],
     ]
     assert cells(page.text, "mains") == [["Incomer", "96.00", "72.00", "▲ +33.3 %", ""]]
     assert page.text.count("<svg") == 2  # the two donuts

@@ -135,7 +135,9 @@ def change_text(change_pct: float | None) -> str:
     """``▲ +50.0 %``, ``▼ -12.5 %``, ``= 0.0 %``; ``-`` when there is nothing to compare to."""
     if change_pct is None:
         return "-"
-    arrow = "▲" if change_pct > 0 else "▼" if change_pct < 0 else "="
+    if round(change_pct, 1) == 0:
+        return "= 0.0 %"
+    arrow = "▲" if change_pct > 0 else "▼"
     return f"{arrow} {change_pct:+.1f} %"
 
 
