@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 from typing import Any
 
 import pytest
 
+from panelhub.storage.series import Resolution, Rollup
 from tests.web.conftest import Web
 from tests.web.energydata import FLAGGED_HOUR, fill_energy, logged_in, raw_samples
 
@@ -93,3 +96,23 @@ def test_a_bad_parameter_is_a_400_with_the_reason(web: Web, query: str):
 def test_trends_need_a_session(web: Web):
     assert web.new_client().get("/trends", follow_redirects=False).status_code == 303
     assert web.new_client().get("/api/trends").status_code == 401
+
+
+def test_beyond_two_days_lines_are_drawn_from_five_minute_means(web: Web):
+    fill_energy(web)
+
+    async def fill() -> None:
+        store = web.datalog.store
+        [info] = [s for s in await store.series_for("Lights") if s.key == "voltage_l1_n"]
+        rollups = [
+            Rollup(info.series_id, Resolution.FIVE_MINUTES, FLAGGED_HOUR + 300 * i, 5,
+                   229.0, 232.0, 230.0 + i, math.nan)
+            for i in range(3)
+        ]  # fmt: skip
+        await store.write_rollups(rollups)
+
+    asyncio.run(fill())
+    query = "?device=Lights&key=voltage_l1_n&from=2027-01-12&to=2027-01-14"
+    body = logged_in(web).get(f"/api/trends{query}").json()
+    assert (body["kind"], body["bucket"]) == ("lines", "5min")
+    assert values(body, "Lights") == [230.0, 231.0, 232.0]
