@@ -93,7 +93,9 @@ class DataloggerService:
             task.cancel()
         # Tasks of another loop (a test client's) are done by now; the rest end here.
         await asyncio.gather(*(t for t in tasks if not t.done()), return_exceptions=True)
-        self._db.close()
+        self._tasks.clear()
+        self._scans.clear()
+        self._db.close()  # closing twice is harmless: the pages' tests close it on two loops
 
     async def _rebuild(self, settings: Settings) -> None:
         async with self._lock:

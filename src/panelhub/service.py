@@ -106,6 +106,10 @@ class Gateway:
             self._build_listener(config, settings) for config in settings.listeners if config.enable
         ]
 
+    def bus(self, name: str) -> Bus | None:
+        """The bus named ``name`` now: a settings change replaces the ``buses`` dict itself."""
+        return self.buses.get(name)
+
     def build_local(self, settings: Settings) -> LocalServer:
         local = LocalServer(
             settings.gateway.identity,
@@ -463,7 +467,7 @@ async def _serve(
     try:
         await gateway.start()
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        datalog = DataloggerService(settings, bus_for=gateway.buses.get, bus_factory=build_bus)
+        datalog = DataloggerService(settings, bus_for=gateway.bus, bus_factory=build_bus)
         await datalog.start()
         if settings.web.enable:
             from panelhub.webservice import start_web  # noqa: PLC0415 - the web stack on demand

@@ -137,7 +137,7 @@ async def installation(tmp_path: Path) -> AsyncIterator[Installation]:
         gateway = Gateway(settings)
         stack.push_async_callback(gateway.aclose)
         datalog = DataloggerService(
-            settings, bus_for=gateway.buses.get, bus_factory=build_bus, clock=clock
+            settings, bus_for=gateway.bus, bus_factory=build_bus, clock=clock
         )
         await datalog.start()
         stack.push_async_callback(datalog.aclose)

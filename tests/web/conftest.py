@@ -82,7 +82,7 @@ def web(tmp_path: Path) -> Iterator[Web]:
     restarts: list[bool] = []
     settings = Settings(data_dir=tmp_path)
     gateway = Gateway(settings)
-    datalog = DataloggerService(settings, bus_for=gateway.buses.get, bus_factory=build_bus)
+    datalog = DataloggerService(settings, bus_for=gateway.bus, bus_factory=build_bus)
     control = ServiceController(
         gateway,
         config_path=tmp_path / "panelhub.toml",

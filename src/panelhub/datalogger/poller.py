@@ -130,6 +130,7 @@ class Poller:
         self.live: dict[tuple[str, str], LiveValue] = {}
         self._watched_until: dict[str, float] = {}
         self._watch_started = asyncio.Event()
+        self._fresh_watches: set[str] = set()
         self._unstored: Batch = []
         self._is_store_failing = False
         self.samples_stored = 0
@@ -140,6 +141,7 @@ class Poller:
         was_watched = self._watched_until.get(device, 0.0) > self._clock.time()
         self._watched_until[device] = self._clock.time() + WATCH_TIMEOUT_S
         if not was_watched:
+            self._fresh_watches.add(device)
             self._watch_started.set()  # the loop may be asleep until a distant logging slot
 
     async def run(self) -> None:
@@ -147,7 +149,7 @@ class Poller:
         while due:
             wanted = [at for key, at in due.items() if self._is_wanted(key, at)]
             if not await self._sleep(min(wanted, default=None)):
-                due = self._initial_slots()  # a watch began: its live slots count from now
+                self._read_fresh_watches_now(due)
                 continue
             now = self._clock.time()
             if now < min(due.values()):  # the wall clock went back: plan again from now
@@ -158,6 +160,15 @@ class Poller:
             for plan_index, group_index in ready:
                 period = self.plans[plan_index].groups[group_index].period_s
                 due[plan_index, group_index] = next_slot(now, period)
+
+    def _read_fresh_watches_now(self, due: dict[tuple[int, int], int]) -> None:
+        """A watch began: its device's live reads start at once, not at the next slot."""
+        now = int(self._clock.time())
+        for (plan_index, group_index), _at in list(due.items()):
+            plan = self.plans[plan_index]
+            if plan.groups[group_index].is_live and plan.name in self._fresh_watches:
+                due[plan_index, group_index] = now
+        self._fresh_watches.clear()
 
     def _is_wanted(self, key: tuple[int, int], at: int) -> bool:
         """Logging slots always; a live slot only while its device is watched then."""

@@ -19,6 +19,7 @@ from panelhub.web.context import WebContext
 from panelhub.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from panelhub.web.routes import (
     auth,
+    devices,
     export,
     home,
     logs,
@@ -49,6 +50,7 @@ def routes() -> list[BaseRoute]:
         api("/api/status", home.status, access=Access.VIEWER),
         *sessionapi.routes(),
         *settings.routes(),
+        *devices.routes(),
         *users.routes(),
         *usersapi.routes(),
         *logs.routes(),
