@@ -35,8 +35,8 @@ def test_a_custom_model_typed_in_is_kept_0600_and_audited(web):
     assert (saved.status_code, saved.headers["location"]) == (303, "/models?saved=site-sdm120-copy")
     path = web.data_dir / "models" / "site-sdm120-copy.toml"
     assert path.read_text() == CUSTOM
-    assert os.stat(path).st_mode & 0o777 == 0o600
-    assert os.stat(path.parent).st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
     assert 'data-model="site-sdm120-copy"' in client.get("/models").text
     records = asyncio.run(web.audit.query(AuditFilter(event=AuditEvent.CONFIG_CHANGED)))
     assert dict(records[-1].details) == {"changed": "models.site-sdm120-copy (saved)"}
