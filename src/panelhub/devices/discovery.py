@@ -57,6 +57,8 @@ class FoundDevice:
     revision: str = ""
     #: The matching template's id; None when the device answered but no template fits.
     model: str | None = None
+    #: Where the bus reaches: "host:port" of a TCP link, the serial device of a line.
+    peer: str = ""
 
 
 @dataclass(slots=True)
@@ -137,6 +139,7 @@ async def identify(
     found = FoundDevice(
         bus.name,
         unit_id,
+        peer=bus.link.peer,
         vendor_name=texts.get(VENDOR_NAME, ""),
         product_code=texts.get(PRODUCT_CODE, ""),
         revision=texts.get(REVISION, ""),

@@ -20,6 +20,7 @@ from panelhub.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddlewa
 from panelhub.web.routes import (
     auth,
     devices,
+    discovery,
     export,
     home,
     logs,
@@ -52,6 +53,7 @@ def routes() -> list[BaseRoute]:
         *sessionapi.routes(),
         *settings.routes(),
         *devices.routes(),
+        *discovery.routes(),
         *models.routes(),
         *users.routes(),
         *usersapi.routes(),

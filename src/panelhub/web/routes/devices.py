@@ -48,7 +48,8 @@ async def _form(request: Request) -> dict[str, str]:
 def _render(request: Request, *, problems: tuple[str, ...] = (), status: int = 200) -> Response:
     datalog = _datalog(request)
     settings = context_of(request).control.settings
-    prefill = {k: request.query_params.get(k, "") for k in ("model", "bus", "unit_id", "host")}
+    keys = ("model", "bus", "unit_id", "host", "port")
+    prefill = {key: request.query_params.get(key, "") for key in keys}
     return render(
         request,
         "devices.html",
