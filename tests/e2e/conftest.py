@@ -32,13 +32,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from panelhub.config.models import Settings, TCPBusConfig
+from panelhub.datalogservice import DataloggerService
 from panelhub.security.accounts import AccountStore
 from panelhub.security.audit import AuditLog
 from panelhub.security.certs import ensure_certificate
 from panelhub.security.lockout import AddressRateLimiter
 from panelhub.security.passwords import PasswordHasher
 from panelhub.security.sessions import SessionStore
-from panelhub.service import Gateway, ServiceController
+from panelhub.service import Gateway, ServiceController, build_bus
 from panelhub.transport.tls import server_context
 from panelhub.web.app import create_app
 from panelhub.web.certificate import ServedCertificate
@@ -177,6 +178,13 @@ async def _gateway(settings: Settings) -> Gateway:
     return Gateway(settings)
 
 
+async def _datalogger(settings: Settings, gateway: Gateway) -> DataloggerService:
+    """The real datalogger, on the servers' loop; it polls what a test configures."""
+    datalog = DataloggerService(settings, bus_for=gateway.bus, bus_factory=build_bus)
+    await datalog.start()
+    return datalog
+
+
 @pytest.fixture
 def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
     """PanelHub's pages as ``webservice.start_web`` serves them, with a fast hasher and a clock."""
@@ -189,8 +197,12 @@ def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
     restarts: list[bool] = []
     gateway = loops.run(_gateway(Settings(data_dir=tmp_path, buses=[PLC_BUS])))
     config_path = tmp_path / "panelhub.toml"
+    datalog = loops.run(_datalogger(gateway.settings, gateway))
     control = ServiceController(
-        gateway, config_path=config_path, on_restart=lambda: restarts.append(True)
+        gateway,
+        config_path=config_path,
+        on_restart=lambda: restarts.append(True),
+        datalog=datalog,
     )
     context = WebContext(
         accounts=store,
@@ -203,6 +215,7 @@ def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
         login_banner="Authorised personnel only.",
         clock=clock,
         certificate=certificate,
+        datalog=datalog,
     )
     server = serve(loops, create_app(context), "127.0.0.1", tls)
     assert provisioning.initial_password is not None
@@ -220,6 +233,7 @@ def panel(loops: LoopThread, tmp_path: Path) -> Iterator[Panel]:
         )
     finally:
         loops.run(server.aclose())
+        loops.run(datalog.aclose())
         loops.run(gateway.aclose())
         store.close()
 

@@ -190,7 +190,9 @@ def test_an_operator_gets_a_one_time_password_and_loses_access_when_disabled(
     submit(operator, "form[action='/password'] button[type=submit]")
     assert path_of(operator) == "/"
     expect(operator.locator(".who")).to_have_text("olivia (operator)")
-    expect(operator.locator("nav a")).to_have_text(["Home", "Trends", "Export", "Status", "Modbus"])
+    expect(operator.locator("nav a")).to_have_text(
+        ["Home", "Monitoring", "Trends", "Export", "Status", "Devices", "Modbus"]
+    )
     for admin_page in ["/users", "/logs", "/maintenance"]:
         answer = operator.goto(admin_page)
         assert answer is not None

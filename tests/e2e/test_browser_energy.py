@@ -33,10 +33,11 @@ async def _datalogger(panel: Panel) -> DataloggerService:
 
 @pytest.fixture
 def energy_panel(panel: Panel) -> Iterator[Panel]:
+    original = panel.context.datalog
     datalog = panel.run(_datalogger(panel))
     panel.context.datalog = datalog
     yield panel
-    panel.context.datalog = None
+    panel.context.datalog = original
     panel.run(datalog.aclose())
 
 

@@ -27,7 +27,7 @@ def wait_finished(client: TestClient, location: str) -> str:
     for _ in range(200):  # bounded: 20 s
         page = client.get(location)
         if 'data-state="running"' not in page.text:
-            return page.text
+            return str(page.text)
         assert 'http-equiv="refresh"' in page.text  # the page refreshes itself meanwhile
         time.sleep(0.1)
     raise AssertionError("the scan did not finish")
