@@ -23,7 +23,7 @@ async def _datalogger(panel: Panel) -> DataloggerService:
     await panel.context.control.apply_settings(settings)
     datalog = DataloggerService(
         settings.model_copy(update={"devices": ()}),
-        bus_for=panel.gateway.buses.get,
+        bus_for=panel.gateway.bus,
         bus_factory=build_bus,
     )
     await datalog.apply(settings)  # registers the meters' series; polling is off
