@@ -134,3 +134,24 @@ def test_monitoring_shows_live_values_read_from_the_meter(web, admin):
         assert 200 < voltage < 250
         assert state["state"] == "answering"
         assert abs(voltage - endpoint.meters[1].values["voltage_l1_n"]) < 5
+
+
+def test_which_measurements_are_logged_and_how_often(web, admin):
+    add_tcp(web, admin, "Heating", 1502)
+    page = admin.get("/devices")
+    assert 'name="log:frequency"' in page.text
+    fields = {f"log:{key}": "on" for key in ("voltage_l1_n", "active_energy_import")}
+    saved = form(web, admin, "/devices/measurements", original="Heating",
+                 **fields, **{"period:active_energy_import": "1"})  # fmt: skip
+    assert saved.status_code == 303
+    (device,) = settings_of(web).devices
+    overrides = {m.key: (m.enable, m.period_min) for m in device.measurements}
+    assert overrides["active_energy_import"] == (True, 1)
+    assert overrides["frequency"] == (False, None)
+    assert "voltage_l1_n" not in overrides  # logged at the device's period: nothing to say
+    logged = web.datalog.devices()[0]
+    assert logged.config.measurements == device.measurements
+    page = admin.get("/devices")
+    assert 'name="log:frequency" aria-label="Log Frequency">' in page.text  # unchecked now
+    unknown = form(web, admin, "/devices/measurements", original="Nobody")
+    assert unknown.status_code == 404

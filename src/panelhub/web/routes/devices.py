@@ -50,11 +50,14 @@ def _render(request: Request, *, problems: tuple[str, ...] = (), status: int = 2
     settings = context_of(request).control.settings
     keys = ("model", "bus", "unit_id", "host", "port")
     prefill = {key: request.query_params.get(key, "") for key in keys}
+    views = datalog.devices()
+    overrides = {v.config.name: {m.key: m for m in v.config.measurements} for v in views}
     return render(
         request,
         "devices.html",
         {
-            "devices": datalog.devices(),
+            "devices": views,
+            "measurement_overrides": overrides,
             "models": sorted(datalog.catalog.values(), key=lambda t: (t.vendor, t.model)),
             "lines": [bus.name for bus in settings.buses if isinstance(bus, RTUBusConfig)],
             "usages": [usage.value for usage in Usage],
@@ -143,6 +146,36 @@ async def edit_device(request: Request) -> Response:
     return _render(request, problems=(f"there is no device {original!r}",), status=404)
 
 
+#: A form names a measurement's fields after its key: ``log:<key>``, ``period:<key>``.
+MAX_MEASUREMENT_FIELDS: Final = 4 * 1_000 + 8
+
+
+async def edit_measurements(request: Request) -> Response:
+    """Which measurements of a device are logged, and at which period (the device's if none)."""
+    raw = await request.form(max_files=0, max_fields=MAX_MEASUREMENT_FIELDS)
+    form = {key: value[:MAX_FIELD_LENGTH] for key, value in raw.items() if isinstance(value, str)}
+    data = _current(request)
+    original = form.get("original", "")
+    device = next((d for d in data["devices"] if d["name"] == original), None)
+    template = None if device is None else _datalog(request).catalog.get(device["model"])
+    if device is None or template is None:
+        return _render(request, problems=(f"there is no device {original!r}",), status=404)
+    overrides = []
+    for measurement in template.measurements:
+        is_logged = form.get(f"log:{measurement.key}") == "on"
+        period = form.get(f"period:{measurement.key}", "")
+        if not is_logged or period:
+            overrides.append(
+                {
+                    "key": measurement.key,
+                    "enable": is_logged,
+                    "period_min": int(period) if period.isdigit() else (period or None),
+                }
+            )
+    device["measurements"] = overrides
+    return await _submit(request, data)
+
+
 async def delete_device(request: Request) -> Response:
     form = await _form(request)
     data = _current(request)
@@ -210,6 +243,7 @@ def routes() -> list[BaseRoute]:
         page(f"{PAGE}/add", add_device, access=Access.ADMIN, methods=["POST"]),
         page(f"{PAGE}/edit", edit_device, access=Access.ADMIN, methods=["POST"]),
         page(f"{PAGE}/delete", delete_device, access=Access.ADMIN, methods=["POST"]),
+        page(f"{PAGE}/measurements", edit_measurements, access=Access.ADMIN, methods=["POST"]),
         page("/monitoring", monitoring_page, access=Access.VIEWER),
         api("/api/monitoring", monitoring_api, access=Access.VIEWER),
         api("/api/devices", devices_api, access=Access.VIEWER),
