@@ -173,7 +173,7 @@ def report(args: argparse.Namespace, on: dict[str, Any], off: dict[str, Any]) ->
             "",
             f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
             f"- machine: {os.cpu_count()} CPUs, {cpu_model}, Python {platform.python_version()}",
-            f"- command: `.venv/bin/python bench/datalog/polling.py {' '.join(sys.argv[1:])}`",
+            f"- command: `{' '.join(['.venv/bin/python bench/datalog/polling.py', *sys.argv[1:]])}`",
             f"- load: {devices} simulated SDM630 meters ({devices * MEASUREMENTS_PER_METER:,} "
             f"measurements) logged every minute, on {args.servers} TCP servers in another process; "
             f"SCADA reads through the gateway at {args.rate:.0f} requests/s; PanelHub pinned to "

@@ -25,6 +25,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from pathlib import Path
@@ -298,7 +299,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work-dir", type=Path, default=Path("/work/tmp-bench"))
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "panelhub-bench"
+    )
     parser.add_argument(
         "--output",
         type=Path,

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from panelhub.security.sessions import Session
-from panelhub.web.context import WebContext
+from panelhub.web.context import DataloggerView, WebContext
 from panelhub.web.sessionsync import sync_sessions
 
 SESSION_COOKIE: Final = "__Host-panelhub-session"
@@ -72,6 +72,14 @@ def api(
 def context_of(request: Request) -> WebContext:
     context: WebContext = request.app.state.context
     return context
+
+
+def datalog_of(request: Request) -> DataloggerView:
+    """The datalogger the energy and device pages read; the service always gives one."""
+    datalog = context_of(request).datalog
+    if datalog is None:  # pragma: no cover - only pages built without the service lack it
+        raise RuntimeError("the pages run without a datalogger")
+    return datalog
 
 
 def session_of(request: Request) -> Session:

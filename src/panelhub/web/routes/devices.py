@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
 from panelhub.config.models import LOGGING_PERIODS_MIN, Commodity, RTUBusConfig, Usage
-from panelhub.web.access import Access, api, context_of, page, session_of
+from panelhub.web.access import Access, api, context_of, datalog_of, page, session_of
 from panelhub.web.context import DataloggerView, DeviceView
-from panelhub.web.routes.settings import ChangeRefusedError, apply_change
+from panelhub.web.routes.settings import ChangeRefusedError, apply_change, current_data
 from panelhub.web.templating import render
 
 PAGE: Final = "/devices"
@@ -33,20 +33,13 @@ _BUS_NAME_CHARACTERS: Final = re.compile(r"[^A-Za-z0-9_.-]+")
 DEVICE_FIELDS: Final = ("name", "label", "model", "usage", "zone", "commodity", "period_min")
 
 
-def _datalog(request: Request) -> DataloggerView:
-    datalog = context_of(request).datalog
-    if datalog is None:  # pragma: no cover - the service always has one; some tests do not
-        raise RuntimeError("the pages run without a datalogger")
-    return datalog
-
-
 async def _form(request: Request) -> dict[str, str]:
     form: FormData = await request.form(max_files=0, max_fields=MAX_FIELDS)
     return {k: v[:MAX_FIELD_LENGTH] for k, v in form.items() if isinstance(v, str)}
 
 
 def _render(request: Request, *, problems: tuple[str, ...] = (), status: int = 200) -> Response:
-    datalog = _datalog(request)
+    datalog = datalog_of(request)
     settings = context_of(request).control.settings
     keys = ("model", "bus", "unit_id", "host", "port")
     prefill = {key: request.query_params.get(key, "") for key in keys}
@@ -77,7 +70,7 @@ async def devices_page(request: Request) -> Response:
 
 
 async def _submit(request: Request, data: dict[str, Any]) -> Response:
-    catalog = _datalog(request).catalog
+    catalog = datalog_of(request).catalog
     unknown = sorted({str(d.get("model")) for d in data["devices"]} - set(catalog))
     if unknown:
         problems = tuple(f"model {m!r} is not a known template: import it first" for m in unknown)
@@ -87,11 +80,6 @@ async def _submit(request: Request, data: dict[str, Any]) -> Response:
     except ChangeRefusedError as exc:
         return _render(request, problems=exc.problems, status=exc.status)
     return RedirectResponse(f"{PAGE}?saved=1", status_code=303)
-
-
-def _current(request: Request) -> dict[str, Any]:
-    data = context_of(request).control.settings.model_dump(mode="python")
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
 
 
 def _entry(form: dict[str, str]) -> dict[str, Any]:
@@ -121,7 +109,7 @@ def _tcp_bus(data: dict[str, Any], host: str, port: str, device_name: str) -> st
 
 async def add_device(request: Request) -> Response:
     form = await _form(request)
-    data = _current(request)
+    data = current_data(request)
     entry = _entry(form)
     entry["unit_id"] = form.get("unit_id", "").strip()
     if form.get("connection") == "tcp":
@@ -137,7 +125,7 @@ async def add_device(request: Request) -> Response:
 
 async def edit_device(request: Request) -> Response:
     form = await _form(request)
-    data = _current(request)
+    data = current_data(request)
     original = form.get("original", "")
     for index, device in enumerate(data["devices"]):
         if device["name"] == original:
@@ -154,10 +142,10 @@ async def edit_measurements(request: Request) -> Response:
     """Which measurements of a device are logged, and at which period (the device's if none)."""
     raw = await request.form(max_files=0, max_fields=MAX_MEASUREMENT_FIELDS)
     form = {key: value[:MAX_FIELD_LENGTH] for key, value in raw.items() if isinstance(value, str)}
-    data = _current(request)
+    data = current_data(request)
     original = form.get("original", "")
     device = next((d for d in data["devices"] if d["name"] == original), None)
-    template = None if device is None else _datalog(request).catalog.get(device["model"])
+    template = None if device is None else datalog_of(request).catalog.get(device["model"])
     if device is None or template is None:
         return _render(request, problems=(f"there is no device {original!r}",), status=404)
     overrides = []
@@ -178,7 +166,7 @@ async def edit_measurements(request: Request) -> Response:
 
 async def delete_device(request: Request) -> Response:
     form = await _form(request)
-    data = _current(request)
+    data = current_data(request)
     remaining = [d for d in data["devices"] if d["name"] != form.get("name", "")]
     if len(remaining) == len(data["devices"]):
         return _render(request, problems=(f"there is no device {form.get('name')!r}",), status=404)
@@ -219,11 +207,11 @@ def _device_state(datalog: DataloggerView, view: DeviceView) -> dict[str, Any]:
 
 
 async def monitoring_page(request: Request) -> Response:
-    return render(request, "monitoring.html", {"devices": _monitoring(_datalog(request))})
+    return render(request, "monitoring.html", {"devices": _monitoring(datalog_of(request))})
 
 
 async def monitoring_api(request: Request) -> Response:
-    return JSONResponse({"devices": _monitoring(_datalog(request))})
+    return JSONResponse({"devices": _monitoring(datalog_of(request))})
 
 
 async def devices_api(request: Request) -> Response:
@@ -231,7 +219,7 @@ async def devices_api(request: Request) -> Response:
         {
             "devices": [
                 {**view.config.model_dump(mode="json"), "state": view.state}
-                for view in _datalog(request).devices()
+                for view in datalog_of(request).devices()
             ]
         }
     )

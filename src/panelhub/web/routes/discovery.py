@@ -16,8 +16,8 @@ from starlette.routing import BaseRoute
 from panelhub.config.models import MAX_SERIAL_UNIT_ID, RTUBusConfig
 from panelhub.devices.discovery import ScanState
 from panelhub.errors import DeviceError
-from panelhub.web.access import Access, context_of, page
-from panelhub.web.context import DataloggerView, ScanRequest
+from panelhub.web.access import Access, context_of, datalog_of, page
+from panelhub.web.context import ScanRequest
 from panelhub.web.routes.settings import split_list
 from panelhub.web.templating import render
 
@@ -25,13 +25,6 @@ PAGE: Final = "/devices/discover"
 #: Hosts one scan may ask: a plant's worth, not a network sweep.
 MAX_HOSTS: Final = 32
 REFRESH_S: Final = 2
-
-
-def _datalog(request: Request) -> DataloggerView:
-    datalog = context_of(request).datalog
-    if datalog is None:  # pragma: no cover - the service always has one
-        raise RuntimeError("the pages run without a datalogger")
-    return datalog
 
 
 def _render(request: Request, *, problems: tuple[str, ...] = (), status: int = 200) -> Response:
@@ -81,7 +74,7 @@ async def start_scan(request: Request) -> Response:
     settings = context_of(request).control.settings
     lines = [bus.name for bus in settings.buses if isinstance(bus, RTUBusConfig)]
     try:
-        scan_id = _datalog(request).start_scan(_scan_request(form, lines))
+        scan_id = datalog_of(request).start_scan(_scan_request(form, lines))
     except (ValueError, DeviceError) as exc:
         return _render(request, problems=(str(exc),), status=400)
     return RedirectResponse(f"{PAGE}/{scan_id}", status_code=303)
@@ -89,10 +82,10 @@ async def start_scan(request: Request) -> Response:
 
 async def scan_page(request: Request) -> Response:
     scan_id = request.path_params["scan_id"]
-    progress = _datalog(request).scan(scan_id)
+    progress = datalog_of(request).scan(scan_id)
     if progress is None:
         return _render(request, problems=(f"there is no scan {scan_id}",), status=404)
-    catalog = _datalog(request).catalog
+    catalog = datalog_of(request).catalog
     settings = context_of(request).control.settings
     return render(
         request,
@@ -110,7 +103,7 @@ async def scan_page(request: Request) -> Response:
 
 async def cancel_scan(request: Request) -> Response:
     scan_id = request.path_params["scan_id"]
-    progress = _datalog(request).scan(scan_id)
+    progress = datalog_of(request).scan(scan_id)
     if progress is not None:
         progress.cancel()
     return RedirectResponse(f"{PAGE}/{scan_id}", status_code=303)

@@ -20,25 +20,17 @@ from panelhub.devices.catalog import TEMPLATE_SUFFIX
 from panelhub.devices.loader import MAX_TEMPLATE_BYTES
 from panelhub.errors import DeviceError, TemplateError
 from panelhub.security.audit import AuditEvent, Outcome
-from panelhub.web.access import Access, client_address, context_of, page, session_of
-from panelhub.web.context import DataloggerView
+from panelhub.web.access import Access, client_address, context_of, datalog_of, page, session_of
 from panelhub.web.templating import render
 
 PAGE: Final = "/models"
 MODELS_DIR: Final = "models"
 
 
-def _datalog(request: Request) -> DataloggerView:
-    datalog = context_of(request).datalog
-    if datalog is None:  # pragma: no cover - the service always has one
-        raise RuntimeError("the pages run without a datalogger")
-    return datalog
-
-
 def _render(
     request: Request, *, problems: tuple[str, ...] = (), text: str = "", status: int = 200
 ) -> Response:
-    catalog = _datalog(request).catalog
+    catalog = datalog_of(request).catalog
     return render(
         request,
         "models.html",
@@ -60,7 +52,7 @@ async def models_page(request: Request) -> Response:
 
 def model_text(request: Request, model_id: str) -> str:
     """The model's file as written: the package's for a built-in, the data directory's else."""
-    if model_id in _datalog(request).catalog.custom:
+    if model_id in datalog_of(request).catalog.custom:
         path = context_of(request).data_dir / MODELS_DIR / f"{model_id}{TEMPLATE_SUFFIX}"
         return path.read_text(encoding="utf-8")
     folder = resources.files("panelhub.devices.templates")
@@ -69,7 +61,7 @@ def model_text(request: Request, model_id: str) -> str:
 
 async def model_page(request: Request) -> Response:
     model_id = request.path_params["model_id"]
-    template = _datalog(request).catalog.get(model_id)
+    template = datalog_of(request).catalog.get(model_id)
     if template is None:
         return render(request, "model.html", {"template": None}, status_code=404)
     return render(
@@ -78,7 +70,7 @@ async def model_page(request: Request) -> Response:
         {
             "template": template,
             "text": model_text(request, model_id),
-            "is_custom": model_id in _datalog(request).catalog.custom,
+            "is_custom": model_id in datalog_of(request).catalog.custom,
             "can_edit": session_of(request).role == "admin",
         },
     )
@@ -113,7 +105,7 @@ async def import_model(request: Request) -> Response:
     text = ""
     try:
         text = await _uploaded_text(request)
-        template = await _datalog(request).save_model(text)
+        template = await datalog_of(request).save_model(text)
     except TemplateError as exc:
         return _render(request, problems=exc.problems or (str(exc),), text=text, status=400)
     await _audit(request, f"models.{template.id} (saved)", Outcome.SUCCESS)
@@ -124,7 +116,7 @@ async def delete_model(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=4)
     model_id = str(form.get("id", ""))
     try:
-        await _datalog(request).delete_model(model_id)
+        await datalog_of(request).delete_model(model_id)
     except DeviceError as exc:
         await _audit(request, f"models.{model_id} (removed)", Outcome.FAILURE, str(exc))
         return _render(request, problems=(str(exc),), status=409)

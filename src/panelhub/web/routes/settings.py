@@ -107,7 +107,7 @@ async def apply_change(request: Request, data: dict[str, Any], interface: str) -
     return restart
 
 
-def _current(request: Request) -> dict[str, Any]:
+def current_data(request: Request) -> dict[str, Any]:
     """The settings in force as plain data, their lists as lists to edit."""
     data = context_of(request).control.settings.model_dump(mode="python")
     return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
@@ -150,7 +150,7 @@ async def _submit(request: Request, data: dict[str, Any], form: str) -> Response
 
 async def save_general(request: Request) -> Response:
     form = await request.form(max_files=0, max_fields=16)
-    data = _current(request)
+    data = current_data(request)
     data["gateway"] |= {
         "request_ttl_ms": str(form.get("request_ttl_ms", "")),
         "default_bus": str(form.get("default_bus", "")) or None,
@@ -175,7 +175,7 @@ async def save_listener(request: Request) -> Response:
         "max_connections_per_client": str(form.get("max_connections_per_client", "")),
         "idle_timeout_s": str(form.get("idle_timeout_s", "")),
     }
-    data = _current(request)
+    data = current_data(request)
     listeners = data["listeners"]
     names = [item["name"] for item in listeners]
     if original and original not in names:
@@ -201,7 +201,7 @@ async def save_route(request: Request) -> Response:
         "bus": str(form.get("bus", "")),
         "target_unit_id": str(form.get("target_unit_id", "")).strip() or None,
     }
-    data = _current(request)
+    data = current_data(request)
     data["routes"] = [item for item in data["routes"] if str(item["unit_id"]) != unit_id]
     data["routes"].append(route)
     return await _submit(request, data, "route")
@@ -214,7 +214,7 @@ async def delete_route(request: Request) -> Response:
 
 async def _delete(request: Request, section: str, key: object, missing: str) -> Response:
     """Remove the item of ``section`` named by ``key`` (its ``ITEM_KEYS`` field)."""
-    data = _current(request)
+    data = current_data(request)
     field = ITEM_KEYS[section]
     remaining = [item for item in data[section] if item[field] != key]
     if len(remaining) == len(data[section]):
@@ -243,7 +243,7 @@ async def put_settings(request: Request) -> Response:
     if unknown:
         problems = tuple(f"{key}: not a Modbus setting (edit it in the file)" for key in unknown)
         return _refused("invalid_settings", problems, 400)
-    data = _current(request) | body
+    data = current_data(request) | body
     try:
         restart = await apply_change(request, data, "api")
     except ChangeRefusedError as exc:
