@@ -40,6 +40,7 @@ PYTHON: Final = sys.executable
 MEASUREMENTS_PER_METER: Final = 44  # src/panelhub/devices/templates/eastron-sdm630.toml
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 SCADA_UNIT: Final = 100
+COMMAND: Final = ".venv/bin/python bench/datalog/polling.py"
 
 SIM_CODE: Final = """
 import asyncio, json, sys
@@ -173,7 +174,7 @@ def report(args: argparse.Namespace, on: dict[str, Any], off: dict[str, Any]) ->
             "",
             f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
             f"- machine: {os.cpu_count()} CPUs, {cpu_model}, Python {platform.python_version()}",
-            f"- command: `{' '.join(['.venv/bin/python bench/datalog/polling.py', *sys.argv[1:]])}`",
+            f"- command: `{' '.join([COMMAND, *sys.argv[1:]])}`",
             f"- load: {devices} simulated SDM630 meters ({devices * MEASUREMENTS_PER_METER:,} "
             f"measurements) logged every minute, on {args.servers} TCP servers in another process; "
             f"SCADA reads through the gateway at {args.rate:.0f} requests/s; PanelHub pinned to "
