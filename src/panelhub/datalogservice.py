@@ -45,6 +45,11 @@ SCAN_TIMEOUT_S: Final = 1.0
 #: Finished discovery runs kept for their pages to show; the oldest go first.
 MAX_SCANS_KEPT: Final = 8
 SECONDS_PER_DAY: Final = 86_400
+SECONDS_PER_HOUR: Final = 3_600
+#: Above any low-voltage switchboard (a 6,300 A incomer at 400 V is 4.4 MVA): an energy
+#: counter that grows faster read wrong, and its jump is left out instead of drawn as a spike.
+MAX_POWER_W: Final = 10_000_000.0
+ENERGY_UNITS: Final = frozenset({"Wh", "varh", "VAh"})
 
 BusFactory = Callable[[TCPBusConfig], Bus]
 
@@ -304,8 +309,12 @@ def _counter_spec(device: DeviceConfig, template: DeviceTemplate, key: str) -> C
         for r in device.replacements
         if r.key == key
     )
+    max_rate_per_s = None
+    if measurement.si_unit in ENERGY_UNITS:  # Wh, varh, VAh: no panel draws more than this
+        max_rate_per_s = MAX_POWER_W / SECONDS_PER_HOUR / measurement.to_si(1.0)
     return CounterSpec(
         rollover_at=rollover_for(measurement.data_type.value, scale=measurement.scale),
+        max_rate_per_s=max_rate_per_s,
         replacements=replacements,
     )
 

@@ -222,3 +222,19 @@ async def test_reset_swap_and_silence_give_whole_flagged_consumption(tmp_path):
         assert math.isclose(
             sum(b.total for b in buckets), silent[at[15]][0] - silent[at[0]][0], rel_tol=1e-9
         )
+
+
+def test_energy_counters_get_a_rate_no_switchboard_exceeds():
+    from panelhub.config.models import DeviceConfig  # noqa: PLC0415
+    from panelhub.datalogservice import _counter_spec  # noqa: PLC0415
+
+    device = DeviceConfig(name="Main", model="eastron-sdm630", bus="tcp")
+    sdm630 = builtin_templates()["eastron-sdm630"]  # energy in kWh
+    pm3 = builtin_templates()["panelhub-sim-pm3"]  # energy in Wh, int64
+    kwh = _counter_spec(device, sdm630, ENERGY)
+    wh = _counter_spec(device, pm3, ENERGY)
+    assert kwh.max_rate_per_s is not None
+    assert wh.max_rate_per_s is not None
+    assert math.isclose(kwh.max_rate_per_s * 3600, 10_000)  # kWh an hour: 10 MW
+    assert math.isclose(wh.max_rate_per_s * 3600, 10_000_000)
+    assert (kwh.rollover_at, wh.rollover_at) == (None, 2.0**64)  # float32; int64 wraps by 2**64
