@@ -18,7 +18,12 @@ from typing import Final
 from panelhub.config.models import BusConfig, ListenerConfig, RTUBusConfig, Settings
 from panelhub.config.store import load_settings, save_settings
 from panelhub.datalogservice import DataloggerService
-from panelhub.errors import ConfigError, SettingsApplyError, SettingsConflictError
+from panelhub.errors import (
+    ConfigError,
+    DatalogStoreError,
+    SettingsApplyError,
+    SettingsConflictError,
+)
 from panelhub.gateway.local import ClockSink, Health, LocalServer
 from panelhub.gateway.routing import Route, Router
 from panelhub.gateway.server import Listener, RefusalSink
@@ -467,8 +472,7 @@ async def _serve(
     try:
         await gateway.start()
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        datalog = DataloggerService(settings, bus_for=gateway.bus, bus_factory=build_bus)
-        await datalog.start()
+        datalog = await _start_datalogger(settings, gateway)
         if settings.web.enable:
             from panelhub.webservice import start_web  # noqa: PLC0415 - the web stack on demand
 
@@ -501,6 +505,19 @@ async def _serve(
         if datalog is not None:
             await datalog.aclose()
         await gateway.aclose()
+
+
+async def _start_datalogger(settings: Settings, gateway: Gateway) -> DataloggerService | None:
+    """The datalogger, or None when its store cannot be used: the gateway runs without it."""
+    try:
+        datalog = DataloggerService(settings, bus_for=gateway.bus, bus_factory=build_bus)
+    except DatalogStoreError as exc:
+        logger.error(  # noqa: TRY400 - the reason is the message; no traceback helps here
+            "datalogger not running: %s; move the file aside to start a new one", exc
+        )
+        return None
+    await datalog.start()
+    return datalog
 
 
 def _reread(config_path: Path | None, settings: Settings) -> Settings:

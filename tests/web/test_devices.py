@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from panelhub.config.models import Settings
 from panelhub.security.accounts import Role
 from panelhub.sim import Meter, serve_tcp
-from tests.web.browsers import browser_of, call, form
+from tests.web.browsers import admin_browser, browser_of, call, form
 from tests.web.conftest import Web
 from tests.web.test_settings import log_in_as_admin
 
@@ -155,3 +155,12 @@ def test_which_measurements_are_logged_and_how_often(web, admin):
     assert 'name="log:frequency" aria-label="Log Frequency">' in page.text  # unchecked now
     unknown = form(web, admin, "/devices/measurements", original="Nobody")
     assert unknown.status_code == 404
+
+
+def test_pages_that_need_the_datalogger_answer_503_without_one(web):
+    client = admin_browser(web)
+    web.context.datalog = None
+    for path in ("/devices", "/monitoring", "/models"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert "datalogger is not running" in response.text

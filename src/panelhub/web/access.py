@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Final
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -75,10 +76,10 @@ def context_of(request: Request) -> WebContext:
 
 
 def datalog_of(request: Request) -> DataloggerView:
-    """The datalogger the energy and device pages read; the service always gives one."""
+    """The datalogger the energy and device pages read; 503 when it is not running."""
     datalog = context_of(request).datalog
-    if datalog is None:  # pragma: no cover - only pages built without the service lack it
-        raise RuntimeError("the pages run without a datalogger")
+    if datalog is None:  # its store could not be opened: the log says why
+        raise HTTPException(503, "the datalogger is not running: the service log says why")
     return datalog
 
 
