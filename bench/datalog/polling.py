@@ -40,6 +40,8 @@ PYTHON: Final = sys.executable
 MEASUREMENTS_PER_METER: Final = 44  # src/panelhub/devices/templates/eastron-sdm630.toml
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 SCADA_UNIT: Final = 100
+#: A reply later than this is lost: the gateway drops requests past their time-to-live (6 s).
+REPLY_TIMEOUT_S: Final = 8.0
 COMMAND: Final = ".venv/bin/python bench/datalog/polling.py"
 
 SIM_CODE: Final = """
@@ -65,7 +67,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def config(data_dir: Path, ports: list[int], units: int, modbus_port: int, *, devices: bool) -> str:
+def config(
+    data_dir: Path,
+    ports: list[int],
+    units: int,
+    modbus_port: int,
+    *,
+    devices: bool,
+    period_min: int,
+) -> str:
     lines = [f'data_dir = "{data_dir}"', "[web]", "enable = false", "[[listeners]]",
              'name = "scada"', f"port = {modbus_port}"]  # fmt: skip
     for index, port in enumerate(ports):
@@ -76,7 +86,8 @@ def config(data_dir: Path, ports: list[int], units: int, modbus_port: int, *, de
         for index in range(len(ports)):
             for unit in range(1, units + 1):
                 lines += ["[[devices]]", f'name = "m{index}-{unit}"', 'model = "eastron-sdm630"',
-                          f'bus = "m{index}"', f"unit_id = {unit}", "period_min = 1"]  # fmt: skip
+                          f'bus = "m{index}"', f"unit_id = {unit}",
+                          f"period_min = {period_min}"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -85,8 +96,8 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
-async def scada_load(port: int, rate: float, until: float) -> list[float]:
-    """Paced reads through the gateway; latencies in ms."""
+async def scada_load(port: int, rate: float, until: float, timeouts: list[float]) -> list[float]:
+    """Paced reads through the gateway; latencies in ms, and the send times of those lost."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     latencies: list[float] = []
     next_at = time.monotonic()
@@ -96,9 +107,16 @@ async def scada_load(port: int, rate: float, until: float) -> list[float]:
         request = struct.pack(">HHHBBHH", transaction, 0, 6, SCADA_UNIT, 4, 0, 10)
         sent = time.perf_counter()
         writer.write(request)
-        header = await reader.readexactly(7)
-        await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
-        latencies.append((time.perf_counter() - sent) * 1000)
+        try:
+            async with asyncio.timeout(REPLY_TIMEOUT_S):
+                header = await reader.readexactly(7)
+                await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
+        except TimeoutError:  # dropped by the gateway (time-to-live): counted, not waited for
+            timeouts.append(sent)
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        else:
+            latencies.append((time.perf_counter() - sent) * 1000)
         next_at += 1 / rate
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
     writer.close()
@@ -124,7 +142,10 @@ def one_run(args: argparse.Namespace, ports: list[int], *, devices: bool) -> dic
         data_dir = Path(tmp) / "var"
         modbus_port = free_port()
         cfg = Path(tmp) / "panelhub.toml"
-        cfg.write_text(config(data_dir, ports, args.units, modbus_port, devices=devices))
+        cfg.write_text(
+            config(data_dir, ports, args.units, modbus_port, devices=devices,
+                   period_min=args.period_min)
+        )  # fmt: skip
         panel = subprocess.Popen(
             [PYTHON, "-m", "panelhub", "run", "--config", str(cfg)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
@@ -135,9 +156,10 @@ def one_run(args: argparse.Namespace, ports: list[int], *, devices: bool) -> dic
                 os.sched_setaffinity(panel.pid, {args.cpu})
             time.sleep(args.warmup_s)
             start_wall, start_cpu = time.time(), cpu_s(panel.pid)
-            latencies = asyncio.run(
-                scada_load(modbus_port, args.rate, time.monotonic() + args.window_s)
-            )
+            window_s = args.window_s if devices else args.peer_window_s or args.window_s
+            timeouts: list[float] = []
+            until = time.monotonic() + window_s
+            latencies = asyncio.run(scada_load(modbus_port, args.rate, until, timeouts))
             end_wall, end_cpu = time.time(), cpu_s(panel.pid)
             stored = invalid = 0
             if devices:
@@ -159,6 +181,7 @@ def one_run(args: argparse.Namespace, ports: list[int], *, devices: bool) -> dic
             "p50": percentile(latencies, 0.5),
             "p99": percentile(latencies, 0.99),
             "requests": len(latencies),
+            "timeouts": len(timeouts),
             "stderr_tail": err.decode(errors="replace")[-500:],
         }
 
@@ -176,7 +199,8 @@ def report(args: argparse.Namespace, on: dict[str, Any], off: dict[str, Any]) ->
             f"- machine: {os.cpu_count()} CPUs, {cpu_model}, Python {platform.python_version()}",
             f"- command: `{' '.join([COMMAND, *sys.argv[1:]])}`",
             f"- load: {devices} simulated SDM630 meters ({devices * MEASUREMENTS_PER_METER:,} "
-            f"measurements) logged every minute, on {args.servers} TCP servers in another process; "
+            f"measurements) logged every {args.period_min} min, on {args.servers} TCP servers in "
+            "another process; "
             f"SCADA reads through the gateway at {args.rate:.0f} requests/s; PanelHub pinned to "
             f"CPU {args.cpu}; window {args.window_s:.0f} s after {args.warmup_s:.0f} s of warm-up",
             "",
@@ -190,6 +214,8 @@ def report(args: argparse.Namespace, on: dict[str, Any], off: dict[str, Any]) ->
             f"| SCADA p50 / p99 (ms) | {on['p50']:.2f} / {on['p99']:.2f} | {off['p50']:.2f} / "
             f"{off['p99']:.2f} | |",
             f"| SCADA requests answered | {on['requests']:,} | {off['requests']:,} | |",
+            f"| SCADA requests unanswered after {REPLY_TIMEOUT_S:.0f} s | {on['timeouts']:,} | "
+            f"{off['timeouts']:,} | 0 |",
             "",
         ]
     )
@@ -202,13 +228,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--warmup-s", type=float, default=65.0)
     parser.add_argument("--window-s", type=float, default=300.0)  # one rollup pass in it
+    parser.add_argument("--period-min", type=int, default=1, help="the devices' logging period")
+    parser.add_argument("--peer-window-s", type=float, default=None, help="default: --window-s")
     parser.add_argument("--cpu", type=int, default=1 if (os.cpu_count() or 1) > 1 else None)
     parser.add_argument("--quick", action="store_true", help="a 60 s window")
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/datalog-polling.md")
     args = parser.parse_args()
     if args.quick:
         args.window_s, args.warmup_s = 60.0, 30.0
-    max_s = 4 * (args.warmup_s + args.window_s) + 120
+    max_s = 4 * (args.warmup_s + args.window_s) + 600
     sim = subprocess.Popen(
         [PYTHON, "-c", SIM_CODE, str(args.servers), str(args.units), str(max_s)],
         stdout=subprocess.PIPE, cwd=ROOT,
