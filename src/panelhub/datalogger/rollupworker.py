@@ -8,20 +8,31 @@ Theory of operation:
 - An hour is combined from its twelve 5-minute rollups once whole; a UTC day from its hours.
 - A late sample (a slow device) older than the progress does not change rollups already
   written: rollups are for trends and totals, and the raw sample itself is kept.
+- A counter's bucket also waits for a valid reading at or after its end: the consumption of a
+  meter silent across a boundary is only known, and spread over the gap, once it answers
+  again. Rolled up before, the gap's energy would be lost from every total. A counter waits at
+  most ``MAX_HOLD_S``; after that its buckets are written as they are (flagged).
 - After a long stop, at most ``MAX_CATCH_UP_S`` is rolled up (older buckets are left empty),
   so a start after months offline does not spend minutes before polling resumes.
+- A new series is rolled up from its first sample, not ``MAX_CATCH_UP_S`` back: two days of
+  empty buckets for each of 50,000 new series took minutes of CPU.
+- Series are rolled up ``GROUP_SIZE`` at a time in one call on the store's thread: one hop
+  and a handful of transactions for many series instead of five per series. A group holds
+  the store for about a tenth of a second, so the poller's appends wait at most that long.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
-from typing import Final
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Final, NamedTuple
 
 from panelhub.energy.counters import CounterSpec
 from panelhub.energy.rollups import build_rollups, combine_rollups
-from panelhub.storage import progress
-from panelhub.storage.series import Resolution, Rollup, SeriesInfo, SeriesKind
+from panelhub.storage import progress, rollups, samples
+from panelhub.storage.series import Resolution, Rollup, Sample, SeriesInfo, SeriesKind
 from panelhub.storage.timeseries import TimeSeriesStore
 
 logger = logging.getLogger(__name__)
@@ -33,10 +44,22 @@ DAY: Final = int(Resolution.DAY)
 SETTLE_S: Final = 60
 #: Longest span rolled up in one go after a stop: two days.
 MAX_CATCH_UP_S: Final = 2 * DAY
+#: Longest a counter's buckets wait for the meter to answer again: a day.
+MAX_HOLD_S: Final = DAY
+#: Series rolled up per call on the store's thread (~0.5 ms each in a 5-minute pass).
+GROUP_SIZE: Final = 200
 
 
 def floor_to(ts: float, length_s: int) -> int:
     return int(ts) // length_s * length_s
+
+
+class _Work(NamedTuple):
+    """One series to roll up over [start, end)."""
+
+    series: SeriesInfo
+    start: int
+    end: int
 
 
 class RollupWorker:
@@ -53,47 +76,80 @@ class RollupWorker:
         """Roll up every whole bucket before ``now_s - SETTLE_S``; returns the buckets written."""
         end = floor_to(now_s - SETTLE_S, FIVE_MINUTES)
         done = await self._store.call(progress.rolled_until)
-        advanced: dict[int, int] = {}
+        every = await self._store.series()
+        fresh = [s.series_id for s in every if not done.get(s.series_id)]
+        if fresh:
+            firsts = await self._store.call(lambda c: samples.first_times(c, fresh))
+            done |= {series_id: floor_to(ts, FIVE_MINUTES) for series_id, ts in firsts.items()}
+        counters = [s.series_id for s in every if s.kind is SeriesKind.COUNTER]
+        answered: dict[int, int] = {}
+        if counters:
+            answered = await self._store.call(lambda c: samples.last_valid_times(c, counters))
+        work: list[_Work] = []
+        for series in every:
+            if not done.get(series.series_id):
+                continue  # nothing stored yet
+            until = end
+            if series.kind is SeriesKind.COUNTER:
+                known = floor_to(answered.get(series.series_id, 0), FIVE_MINUTES)
+                until = max(min(end, known), end - MAX_HOLD_S)
+            start = max(done[series.series_id], until - MAX_CATCH_UP_S)
+            if start < until:
+                work.append(_Work(series, start, until))
         written = 0
-        for series in await self._store.series():
-            start = max(done.get(series.series_id, 0), end - MAX_CATCH_UP_S)
-            if start >= end:
-                continue
-            written += await self._roll(series, start, end)
-            advanced[series.series_id] = end
-        if advanced:
-            await self._store.call(lambda c: progress.set_rolled_until(c, advanced))
+        for index in range(0, len(work), GROUP_SIZE):
+            group = work[index : index + GROUP_SIZE]
+            written += await self._store.call(functools.partial(self._roll_group, group=group))
         return written
 
-    async def _roll(self, series: SeriesInfo, start: int, end: int) -> int:
-        margin = series.period_s  # a counter needs the readings around each boundary
-        samples = await self._store.read_raw(series.series_id, start - margin, end + margin)
-        counter = None
-        if series.kind is SeriesKind.COUNTER:
-            counter = self.counters.get(series.series_id, CounterSpec())
-        fine = build_rollups(
-            series,
-            samples,
-            resolution=Resolution.FIVE_MINUTES,
-            start=start,
-            end=end,
-            counter=counter,
-        )
-        await self._store.write_rollups(fine)
-        hours = await self._combine(series, Resolution.HOUR, Resolution.FIVE_MINUTES, start, end)
-        await self._store.write_rollups(hours)
-        days = await self._combine(series, Resolution.DAY, Resolution.HOUR, start, end)
-        await self._store.write_rollups(days)
+    def _roll_group(self, connection: sqlite3.Connection, *, group: Sequence[_Work]) -> int:
+        """Roll up a group of series (on the store's thread); returns the buckets written."""
+        fine: list[Rollup] = []
+        for series, start, end in group:
+            margin = series.period_s  # a counter needs the readings around each boundary
+            counter = None
+            if series.kind is SeriesKind.COUNTER:
+                counter = self.counters.get(series.series_id, CounterSpec())
+            fine += build_rollups(
+                series,
+                _read_raw(connection, series.series_id, start - margin, end + margin),
+                resolution=Resolution.FIVE_MINUTES,
+                start=start,
+                end=end,
+                counter=counter,
+            )
+        rollups.write(connection, fine)
+        hours = _combine(connection, group, Resolution.HOUR, Resolution.FIVE_MINUTES)
+        rollups.write(connection, hours)
+        days = _combine(connection, group, Resolution.DAY, Resolution.HOUR)
+        rollups.write(connection, days)
+        progress.set_rolled_until(connection, {work.series.series_id: work.end for work in group})
         return len(fine) + len(hours) + len(days)
 
-    async def _combine(
-        self, series: SeriesInfo, coarse: Resolution, fine: Resolution, start: int, end: int
-    ) -> list[Rollup]:
-        """The ``coarse`` buckets that became whole in [start, end), from their ``fine`` ones."""
-        length = int(coarse)
+
+def _read_raw(connection: sqlite3.Connection, series_id: int, start: int, end: int) -> list[Sample]:
+    found: list[Sample] = []
+    cursor: int | None = start
+    while cursor is not None:
+        page, cursor = samples.read_page(connection, series_id, cursor, end)
+        found += page
+    return found
+
+
+def _combine(
+    connection: sqlite3.Connection,
+    group: Sequence[_Work],
+    coarse: Resolution,
+    fine: Resolution,
+) -> list[Rollup]:
+    """The ``coarse`` buckets that became whole in [start, end), from their ``fine`` ones."""
+    length = int(coarse)
+    combined: list[Rollup] = []
+    for series, start, end in group:
         first = floor_to(start, length)
         last = floor_to(end, length)  # buckets starting before this one are whole
         if last <= first:
-            return []
-        children = await self._store.read_rollups(series.series_id, fine, first, last)
-        return combine_rollups(children, resolution=coarse, kind=series.kind)
+            continue
+        children = rollups.read(connection, series.series_id, fine, first, last)
+        combined += combine_rollups(children, resolution=coarse, kind=series.kind)
+    return combined

@@ -103,6 +103,8 @@ def purge(connection: sqlite3.Connection, resolution: Resolution, before_ts: int
         connection.execute(
             "DELETE FROM rollup_chunk WHERE resolution = ? AND day < ?", (int(resolution), day)
         )
+        if before_ts == day:  # a day boundary: no chunk is cut
+            return
         straddling = connection.execute(
             "SELECT series_id, data FROM rollup_chunk WHERE resolution = ? AND day = ?",
             (int(resolution), day),

@@ -103,15 +103,61 @@ def purge(connection: sqlite3.Connection, before_ts: int) -> int:
             "SELECT coalesce(sum(count), 0) FROM raw_chunk WHERE day < ?", (day,)
         ).fetchone()
         connection.execute("DELETE FROM raw_chunk WHERE day < ?", (day,))
-        straddling = connection.execute(
-            "SELECT series_id, count, data FROM raw_chunk WHERE day = ?", (day,)
-        ).fetchall()
+        straddling = []
+        if before_ts > day:  # a boundary inside a day: that day's chunks are cut
+            straddling = connection.execute(
+                "SELECT series_id, count, data FROM raw_chunk WHERE day = ?", (day,)
+            ).fetchall()
         for series_id, count, data in straddling:
             kept = [sample for sample in decode_samples(data) if sample.ts >= before_ts]
             deleted += count - len(kept)
             _write_chunk(connection, series_id, day, kept)
         deleted += connection.execute("DELETE FROM raw_row WHERE ts < ?", (before_ts,)).rowcount
     return int(deleted)
+
+
+def first_times(connection: sqlite3.Connection, series_ids: Sequence[int]) -> dict[int, int]:
+    """The time of each series' oldest stored sample; series without any are left out."""
+    wanted = set(series_ids)
+    found: dict[int, int] = {}
+    with transaction(connection, immediate=False):
+        for series_id in wanted:  # chunks hold the older samples: look there first
+            chunk = connection.execute(
+                "SELECT data FROM raw_chunk WHERE series_id = ? ORDER BY day LIMIT 1",
+                (series_id,),
+            ).fetchone()
+            if chunk is not None:
+                found[series_id] = decode_samples(chunk[0])[0].ts
+        # One pass over the rows (keyed time first), not one per series.
+        rows = connection.execute("SELECT series_id, min(ts) FROM raw_row GROUP BY series_id")
+        for series_id, oldest in rows:
+            if series_id in wanted and series_id not in found:
+                found[series_id] = int(oldest)
+    return found
+
+
+def last_valid_times(connection: sqlite3.Connection, series_ids: Sequence[int]) -> dict[int, int]:
+    """The time of each series' newest valid sample (in the rows or its newest chunk).
+
+    Series whose newest chunk and rows hold no valid sample are left out: silent for a day
+    or more, or never answered.
+    """
+    wanted = set(series_ids)
+    found: dict[int, int] = {}
+    with transaction(connection, immediate=False):
+        rows = connection.execute(
+            "SELECT series_id, max(ts) FROM raw_row WHERE bits IS NOT NULL GROUP BY series_id"
+        )
+        found = {series_id: int(ts) for series_id, ts in rows if series_id in wanted}
+        for series_id in wanted - found.keys():  # silent for the last hour or so
+            chunk = connection.execute(
+                "SELECT data FROM raw_chunk WHERE series_id = ? ORDER BY day DESC LIMIT 1",
+                (series_id,),
+            ).fetchone()
+            valid = [s.ts for s in decode_samples(chunk[0]) if s.is_valid] if chunk else []
+            if valid:
+                found[series_id] = valid[-1]
+    return found
 
 
 def count_points(connection: sqlite3.Connection) -> int:
