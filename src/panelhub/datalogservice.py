@@ -138,14 +138,15 @@ class DataloggerService:
                 logger.error("device %s is not polled: %s", device.name, exc)  # noqa: TRY400
                 continue
             ids: dict[tuple[str, str], int] = {}
-            for item in logged:
-                m = item.measurement
-                info = await self._store.register_series(
-                    device.name, m.key, kind=m.kind, unit=m.unit, period_s=item.period_s
-                )
-                ids[device.name, m.key] = info.series_id
-                if m.kind is SeriesKind.COUNTER:
-                    counters[info.series_id] = _counter_spec(device, template, m.key)
+            registered = await self._store.register_device(
+                device.name,
+                [(i.measurement.key, i.measurement.kind, i.measurement.unit, i.period_s)
+                 for i in logged],
+            )  # fmt: skip
+            for info in registered:
+                ids[device.name, info.key] = info.series_id
+                if info.kind is SeriesKind.COUNTER:
+                    counters[info.series_id] = _counter_spec(device, template, info.key)
             plans.append(build_plan(device, template, ids))
         return plans, counters
 

@@ -130,6 +130,31 @@ async def test_the_async_store_runs_off_the_loop(db):
     assert await store.series_for("m") == [series]
 
 
+async def test_a_device_registers_its_series_in_one_go_and_keeps_their_ids(db):
+    store = TimeSeriesStore(db)
+    power = await store.register_series("m", "p", kind=SeriesKind.INSTANT, unit="W", period_s=60)
+    found = await store.register_device(
+        "m",
+        [("e", SeriesKind.COUNTER, "Wh", 900), ("p", SeriesKind.INSTANT, "W", 300)],
+    )
+    assert [(s.key, s.kind, s.period_s) for s in found] == [
+        ("e", SeriesKind.COUNTER, 900),
+        ("p", SeriesKind.INSTANT, 300),
+    ]
+    assert found[1].series_id == power.series_id  # a new period keeps the history
+    with pytest.raises(ValueError, match="period must be positive"):
+        await store.register_device("m", [("q", SeriesKind.INSTANT, "W", 0)])
+    assert [s.key for s in await store.series_for("m")] == ["p", "e"]
+
+
+def test_purges_at_a_day_boundary_keep_that_day_whole(store):
+    sid = volts(store).series_id
+    store.append(minutes(sid, T0, 3 * 1440))
+    assert store.purge_raw(T0 + DAY) == 1440
+    assert len(list(store.read_raw(sid, 0, T0 + 10 * DAY))) == 2 * 1440
+    assert store.purge_raw(T0 + DAY) == 0
+
+
 def rollup(
     series_id: int,
     resolution: Resolution,

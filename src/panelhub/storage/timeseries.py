@@ -125,6 +125,13 @@ class TimeSeriesStore:
     ) -> SeriesInfo:
         return await self.call(lambda c: _register(c, (device, key, kind, unit, period_s)))
 
+    async def register_device(
+        self, device: str, measurements: Sequence[tuple[str, SeriesKind, str, int]]
+    ) -> list[SeriesInfo]:
+        """``register_series`` for each (key, kind, unit, period_s) of a device, in one go."""
+        specs = [(device, key, kind, unit, period_s) for key, kind, unit, period_s in measurements]
+        return await self.call(lambda c: _register_many(c, specs))
+
     async def series(self) -> list[SeriesInfo]:
         return await self.call(lambda c: _select_series(c, "", ()))
 
@@ -204,18 +211,32 @@ def _explain(exc: sqlite3.Error) -> str:
 def _register(
     connection: sqlite3.Connection, spec: tuple[str, str, SeriesKind, str, int]
 ) -> SeriesInfo:
-    device, key, kind, unit, period_s = spec
-    if period_s <= 0:
-        raise ValueError(f"period must be positive, not {period_s} s")
+    return _register_many(connection, [spec])[0]
+
+
+def _register_many(
+    connection: sqlite3.Connection, specs: Sequence[tuple[str, str, SeriesKind, str, int]]
+) -> list[SeriesInfo]:
+    """Create or update series in one transaction; their infos in the order given."""
+    for *_, period_s in specs:
+        if period_s <= 0:
+            raise ValueError(f"period must be positive, not {period_s} s")
     with transaction(connection):
-        connection.execute(
+        connection.executemany(
             "INSERT INTO series (device, key, kind, unit, period_s) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (device, key) DO UPDATE SET kind = excluded.kind,"
             " unit = excluded.unit, period_s = excluded.period_s",
-            (device, key, str(kind), unit, period_s),
+            [
+                (device, key, str(kind), unit, period_s)
+                for device, key, kind, unit, period_s in specs
+            ],
         )
-        found = _select_series(connection, "WHERE device = ? AND key = ?", (device, key))
-    return found[0]
+        found = {
+            (info.device, info.key): info
+            for device in {spec[0] for spec in specs}
+            for info in _select_series(connection, "WHERE device = ?", (device,))
+        }
+    return [found[device, key] for device, key, *_ in specs]
 
 
 def _select_series(
