@@ -162,6 +162,16 @@ async def test_every_stored_sample_is_what_the_meter_served_at_its_slot():
                 assert close(value, served, scale=scale), (name, key, value, served)
 
 
+async def test_a_clock_jump_forward_labels_the_reading_with_the_slot_it_was_read_in():
+    async with rig(METERS, DEVICES) as r:
+        await r.step(START_S)
+        jumped = START_S + 3 * 3600 + 10 * PERIOD_S + 17  # NTP put the clock 3 h 10 min on
+        stored = by_series(await r.step(jumped))
+        assert {ts for ts, _, _ in stored.values()} == {jumped - 17}
+        stored = by_series(await r.step(jumped - 17 + PERIOD_S))  # and on from there
+        assert {ts for ts, _, _ in stored.values()} == {jumped - 17 + PERIOD_S}
+
+
 async def test_merged_reads_use_few_requests():
     async with rig(METERS, DEVICES) as r:
         await r.step(START_S)

@@ -208,7 +208,11 @@ class Poller:
                 group = plan.groups[group_index]
                 if group.is_live and self._watched_until.get(plan.name, 0.0) < now:
                     continue
-                slot = due[plan_index, group_index]
+                # The wall clock jumped forward (or the loop was held up) past later slots:
+                # the reading is of now, so it carries the latest slot, not the missed one.
+                slot = max(
+                    due[plan_index, group_index], int(now) // group.period_s * group.period_s
+                )
                 tasks.create_task(self._poll_group(plan, group, slot, batch))
         await self._keep(batch)
 
