@@ -1,7 +1,8 @@
 """Benchmark of the time-series store: bytes per point, trend and overview latencies.
 
 Writes a synthetic year (``--days``) of 500 one-minute measurements through the store's real
-API (append, which seals each finished day into chunks, and write_rollups), then measures
+API (append, which seals each finished day into chunks, and write_rollups of rollups built by
+``energy.rollups``, as the rollup worker builds them), then measures
 the file size after a checkpoint and the latency of the queries the pages make. Stdlib only.
 
     .venv/bin/python bench/datalog/store.py --days 7        # a quick look, < 1 min
@@ -30,7 +31,9 @@ import time
 from array import array
 from pathlib import Path
 
-from panelhub.storage.series import Quality, Resolution, Rollup, Sample, SeriesKind
+from panelhub.energy.counters import CounterSpec
+from panelhub.energy.rollups import build_rollups, combine_rollups
+from panelhub.storage.series import Resolution, Rollup, Sample, SeriesInfo, SeriesKind
 from panelhub.storage.timeseries import SyncTimeSeriesStore, open_datalog
 
 DAY = 86_400
@@ -103,71 +106,56 @@ KEYS = (
 
 
 def rollups_of_day(
-    series_id: int, kind: SeriesKind, day_start: int, samples: list[Sample], last: list[float]
+    series: SeriesInfo, day_start: int, samples: list[Sample], last: list[Sample]
 ) -> list[Rollup]:
-    """5-minute, hour and day rollups (a stand-in for the energy helper's build_rollups)."""
-    out: list[Rollup] = []
-    for resolution in (Resolution.FIVE_MINUTES, Resolution.HOUR, Resolution.DAY):
-        buckets: dict[int, list[float]] = {}
-        for sample in samples:
-            if sample.is_valid:
-                start = sample.ts - sample.ts % resolution
-                buckets.setdefault(start, []).append(sample.value)
-        previous = last[0]
-        for start in range(day_start, day_start + DAY, int(resolution)):
-            values = buckets.get(start)
-            if not values:
-                continue
-            total = math.nan
-            if kind is SeriesKind.COUNTER:
-                total = values[-1] - previous if not math.isnan(previous) else 0.0
-                previous = values[-1]
-            expected = int(resolution) // PERIOD_S
-            quality = Quality.GAP if len(values) < expected else Quality.GOOD
-            out.append(
-                Rollup(
-                    series_id,
-                    resolution,
-                    start,
-                    len(values),
-                    min(values),
-                    max(values),
-                    math.fsum(values) / len(values),
-                    total,
-                    quality,
-                )
-            )
-        if resolution is Resolution.DAY:
-            last[0] = previous
-    return out
+    """The day's 5-minute, hour and day rollups, built as the rollup worker builds them.
+
+    ``last`` holds the previous day's last reading, the start of a counter's first bucket.
+    The day's last bucket has no reading at its end yet (the next day is not generated), so
+    its consumption stops at 23:59 and it is flagged GAP: one bucket in 288, as a running
+    panel's would be if it stopped at midnight.
+    """
+    counter = CounterSpec() if series.kind is SeriesKind.COUNTER else None
+    fine = build_rollups(
+        series,
+        last + samples,
+        resolution=Resolution.FIVE_MINUTES,
+        start=day_start,
+        end=day_start + DAY,
+        counter=counter,
+    )
+    hours = combine_rollups(fine, resolution=Resolution.HOUR, kind=series.kind)
+    days = combine_rollups(hours, resolution=Resolution.DAY, kind=series.kind)
+    valid = [sample for sample in samples if sample.is_valid]
+    last[:] = valid[-1:] or last
+    return fine + hours + days
 
 
 def write_year(store: SyncTimeSeriesStore, days: int, seed: int) -> tuple[int, float]:
     rng = random.Random(seed)
     devices = [Device(i, rng) for i in range(DEVICES)]
-    ids = [
+    infos = [
         [
-            store.register_series(
-                f"dev{d.index:03}", key, kind=kind, unit=unit, period_s=PERIOD_S
-            ).series_id
+            store.register_series(f"dev{d.index:03}", key, kind=kind, unit=unit, period_s=PERIOD_S)
             for key, kind, unit in KEYS
         ]
         for d in devices
     ]
-    last = {sid: [math.nan] for row in ids for sid in row}
+    last: dict[int, list[Sample]] = {info.series_id: [] for row in infos for info in row}
     points = 0
     started = time.perf_counter()
     for day_index in range(days):
         day_start = EPOCH + day_index * DAY
         batch: list[tuple[int, Sample]] = []
         buckets: list[Rollup] = []
-        for device, series_ids in zip(devices, ids, strict=True):
+        for device, series_infos in zip(devices, infos, strict=True):
             outage = range(0)
             if rng.random() < OUTAGE_RATE:
                 begin = rng.randrange(1440)
                 outage = range(begin, begin + rng.randrange(60, 361))
             columns = device.day(range(1440), outage)
-            for (_key, kind, _unit), sid, column in zip(KEYS, series_ids, columns, strict=True):
+            for info, column in zip(series_infos, columns, strict=True):
+                sid = info.series_id
                 samples = [
                     Sample(day_start + m * PERIOD_S, v)
                     if v is not None
@@ -176,7 +164,7 @@ def write_year(store: SyncTimeSeriesStore, days: int, seed: int) -> tuple[int, f
                     if m not in outage
                 ]
                 batch.extend((sid, s) for s in samples)
-                buckets.extend(rollups_of_day(sid, kind, day_start, samples, last[sid]))
+                buckets.extend(rollups_of_day(info, day_start, samples, last[sid]))
         batch.sort(key=lambda item: (item[1].ts, item[0]))  # poll rounds come in time order
         # Seal the last hour of the day before on its own, as a running panel does at 00:10
         # (one batch mixing both days would interleave their chunks' pages).
