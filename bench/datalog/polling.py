@@ -183,6 +183,7 @@ def one_run(args: argparse.Namespace, ports: list[int], *, devices: bool) -> dic
             "requests": len(latencies),
             "timeouts": len(timeouts),
             "stderr_tail": err.decode(errors="replace")[-500:],
+            "stderr": err.decode(errors="replace"),
         }
 
 
@@ -233,6 +234,7 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, default=1 if (os.cpu_count() or 1) > 1 else None)
     parser.add_argument("--quick", action="store_true", help="a 60 s window")
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/datalog-polling.md")
+    parser.add_argument("--log", type=Path, help="write PanelHub's whole log (polling on) here")
     args = parser.parse_args()
     if args.quick:
         args.window_s, args.warmup_s = 60.0, 30.0
@@ -256,6 +258,8 @@ def main() -> None:
     args.output.write_text(text)
     print(text)
     print("panelhub stderr (polling on):", on["stderr_tail"], file=sys.stderr)
+    if args.log is not None:
+        args.log.write_text(on["stderr"])
 
 
 if __name__ == "__main__":

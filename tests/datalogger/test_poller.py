@@ -101,11 +101,18 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(meters: dict[int, Meter], devices: list[DeviceConfig]) -> AsyncIterator[Rig]:
+async def rig(
+    meters: dict[int, Meter], devices: list[DeviceConfig], *, queue_size: int = 64
+) -> AsyncIterator[Rig]:
     clock = SteppedClock(START_S - 1)
     async with serve_tcp(meters, clock=clock.time) as endpoint:
         config = TCPBusConfig(
-            kind="tcp", name="meters", host="127.0.0.1", port=endpoint.port, response_timeout_s=0.2
+            kind="tcp",
+            name="meters",
+            host="127.0.0.1",
+            port=endpoint.port,
+            response_timeout_s=0.2,
+            queue_size=queue_size,
         )
         bus = build_bus(config)
         the_rig = Rig(endpoint, bus, devices, clock)
@@ -170,6 +177,18 @@ async def test_a_clock_jump_forward_labels_the_reading_with_the_slot_it_was_read
         assert {ts for ts, _, _ in stored.values()} == {jumped - 17}
         stored = by_series(await r.step(jumped - 17 + PERIOD_S))  # and on from there
         assert {ts for ts, _, _ in stored.values()} == {jumped - 17 + PERIOD_S}
+
+
+async def test_a_line_of_more_devices_than_its_queue_holds_is_read_whole_and_leaves_room():
+    """80 meters behind a bus whose queue holds 16: every one answers, none is refused."""
+    meters = {unit: Meter(template="panelhub-sim-em1", seed=unit) for unit in range(1, 81)}
+    devices = [device(f"EM {unit}", "panelhub-sim-em1", unit) for unit in meters]
+    async with rig(meters, devices, queue_size=16) as r:
+        stored = by_series(await r.step(START_S))
+        assert len(stored) == len(r.ids)
+        assert all(is_valid for _, _, is_valid in stored.values())
+        assert r.bus.stats.busy == 0
+        assert all(state_of(plan) is Availability.ANSWERING for plan in r.poller.plans)
 
 
 async def test_merged_reads_use_few_requests():
