@@ -14,6 +14,9 @@
     ├─ DeviceError                      a device cannot be added, found or identified
     │  └─ DiscoveryCancelledError       a discovery run was cancelled by its user
     ├─ DatalogStoreError                the time-series database is missing, damaged or full
+    ├─ BundleError                      an update bundle refused: ``reason`` says why
+    ├─ IntegrityError                   the installed code does not match its signed manifest
+    ├─ BackupError                      a backup that cannot be made or restored
     └─ ModbusError
        ├─ ProtocolError
        │  ├─ LocalProtocolError         we were asked to build a frame the protocol forbids
@@ -121,6 +124,41 @@ class DatalogStoreError(PanelHubError):
     def __init__(self, message: str, *, path: object) -> None:
         super().__init__(message)
         self.path = path
+
+
+class BundleError(PanelHubError):
+    """An update bundle was refused before anything on disk changed.
+
+    ``reason`` is a short fixed phrase for the page and the audit record ("wrong signature",
+    "older than installed", ...); the message adds the detail (which file, which version).
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class IntegrityError(PanelHubError):
+    """The installed code differs from its signed manifest; ``problems`` lists each file.
+
+    The service then serves nothing but a page that gives these sentences.
+    """
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class BackupError(PanelHubError):
+    """A backup cannot be made or restored, and nothing changed.
+
+    ``reason`` is a short fixed phrase ("wrong password or damaged file", "made by an
+    incompatible version", ...) for the page and the audit record.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ModbusError(PanelHubError):
