@@ -1,4 +1,4 @@
-"""``panelhub`` command: run, check-config, sim, demo, audit, firmware, user."""
+"""``panelhub`` command: run, check-config, sim, demo and the admin commands (cli/*.py)."""
 
 from __future__ import annotations
 
@@ -118,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sim-base-port", type=int, default=15020, help="first simulator port")
     demo.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
     demo.set_defaults(handler=cmd_demo)
-    from panelhub.cli import audit, firmware, user  # noqa: PLC0415 - they import ExitCode from here
+    from panelhub.cli import audit, backup, firmware, user  # noqa: PLC0415 - they import ExitCode
 
     audit.register(commands)
+    backup.register(commands)
     firmware.register(commands)
     user.register(commands)
     return parser

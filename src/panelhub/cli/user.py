@@ -62,7 +62,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action.set_defaults(handler=handler)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     settings = Settings() if args.config is None else load_settings(args.config)
     if args.data_dir is not None:
         settings = settings.model_copy(update={"data_dir": args.data_dir})
@@ -86,7 +86,7 @@ def _keep_owner(data_dir: Path) -> None:
             os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
-def _console_user() -> str:
+def console_user() -> str:
     try:
         return getpass.getuser() or CONSOLE_USER
     except (OSError, KeyError):  # no LOGNAME/USER and no passwd entry (a bare container)
@@ -94,12 +94,12 @@ def _console_user() -> str:
 
 
 def _audit(db: Database, event: AuditEvent, name: str, **details: DetailValue) -> None:
-    AuditLog(db).record_sync(event, outcome=Outcome.SUCCESS, user=_console_user(), source="",
+    AuditLog(db).record_sync(event, outcome=Outcome.SUCCESS, user=console_user(), source="",
                              interface=INTERFACE, details={"target": name, **details})  # fmt: skip
 
 
 def cmd_unlock(args: argparse.Namespace) -> ExitCode:
-    data_dir = _settings(args).data_dir
+    data_dir = settings_from_args(args).data_dir
     try:
         db = Database.open(data_dir / STATE_FILE, create=False)
     except StateStoreError as exc:
@@ -119,7 +119,7 @@ def cmd_unlock(args: argparse.Namespace) -> ExitCode:
 
 
 def cmd_reset_password(args: argparse.Namespace) -> ExitCode:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     data_dir = settings.data_dir
     policy = PasswordPolicy(settings.web.password_policy)
     if not (data_dir / STATE_FILE).exists() and not (data_dir / PROVISIONED_MARKER).exists():

@@ -52,10 +52,10 @@ def replace_files(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> No
     staging = directory / STAGING_DIR
     staging.mkdir(mode=DIR_MODE)
     for name, (data, mode) in files.items():
-        _write_synced(staging / name, data, mode)
-    _fsync_dir(staging)
+        write_synced(staging / name, data, mode)
+    fsync_dir(staging)
     staging.rename(directory / COMMIT_DIR)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     _finish(directory)
 
 
@@ -73,12 +73,12 @@ def _finish(directory: Path) -> None:
     commit = directory / COMMIT_DIR
     for path in commit.iterdir():
         path.replace(directory / path.name)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     commit.rmdir()
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
-def _write_synced(path: Path, data: bytes, mode: int) -> None:
+def write_synced(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "wb") as file:
         os.fchmod(fd, mode)  # the exact mode, whatever the umask took away
@@ -87,7 +87,7 @@ def _write_synced(path: Path, data: bytes, mode: int) -> None:
         os.fsync(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

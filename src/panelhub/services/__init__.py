@@ -1,0 +1,1 @@
+"""Services that can be switched off, and the radio services that can be disabled for good."""
