@@ -21,12 +21,15 @@ from panelhub.datalogservice import DataloggerService
 from panelhub.errors import (
     ConfigError,
     DatalogStoreError,
+    IntegrityError,
     SettingsApplyError,
     SettingsConflictError,
 )
 from panelhub.gateway.local import ClockSink, Health, LocalServer
 from panelhub.gateway.routing import Route, Router
 from panelhub.gateway.server import Listener, RefusalSink
+from panelhub.launcher import notify_ready
+from panelhub.security import firmware, integrity, restore
 from panelhub.transport.bus import Bus, Link
 from panelhub.transport.serial import LineSettings, SerialLink
 from panelhub.transport.tcp import TCPLink
@@ -438,6 +441,14 @@ async def run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
+        restore.recover(settings.data_dir)  # a restore cut short: finish it before any read
+        try:
+            check_code(settings)
+        except IntegrityError as exc:
+            from panelhub.refusal import serve_reason  # noqa: PLC0415 - only on this path
+
+            await serve_reason(settings, exc, stop)
+            return
         while True:
             restart = asyncio.Event()
             await _serve(
@@ -490,6 +501,7 @@ async def _serve(
             gateway.audit_clock_changes(web.clock_changes)
         if on_started is not None:
             on_started(gateway)
+        notify_ready()  # to the launcher, if it started us: the first time only
         waiters = [asyncio.ensure_future(event.wait()) for event in until]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -518,6 +530,15 @@ async def _start_datalogger(settings: Settings, gateway: Gateway) -> DataloggerS
         return None
     await datalog.start()
     return datalog
+
+
+def check_code(settings: Settings) -> None:
+    """The start-up integrity check, before any listener opens; logs what it checked."""
+    anchors = firmware.trust_anchors(settings.data_dir)
+    result = integrity.check_running_code([anchor.key for anchor in anchors])
+    logger.warning(
+        "code check: %s (%d files, %.0f ms)", result.what, result.files, result.elapsed_s * 1000
+    )
 
 
 def _reread(config_path: Path | None, settings: Settings) -> Settings:

@@ -65,7 +65,9 @@ def read_password(prompt: str, *, confirm: bool) -> str:
     return password
 
 
-def _audit(data_dir: Path, event: AuditEvent, outcome: Outcome, **details: DetailValue) -> None:
+def audit_console(
+    data_dir: Path, event: AuditEvent, outcome: Outcome, **details: DetailValue
+) -> None:
     try:
         db = Database.open(data_dir / STATE_FILE, create=False)
     except StateStoreError:
@@ -92,7 +94,9 @@ def cmd_create(args: argparse.Namespace) -> ExitCode:
         temporary.chmod(0o600)  # encrypted, but still the device's keys: owner only
         file.write(data)
     temporary.replace(args.output)
-    _audit(settings.data_dir, AuditEvent.BACKUP_CREATED, Outcome.SUCCESS, file=args.output.name)
+    audit_console(
+        settings.data_dir, AuditEvent.BACKUP_CREATED, Outcome.SUCCESS, file=args.output.name
+    )
     print(f"{args.output}: backup of {settings.data_dir}, {len(data)} bytes, encrypted")
     return ExitCode.OK
 
@@ -106,9 +110,11 @@ def cmd_restore(args: argparse.Namespace) -> ExitCode:
         snapshot = restore.parse(contents, model_id_of=model_id_of)
         restore.apply(snapshot, settings.data_dir, config_path=args.config, settings=settings)
     except BackupError as exc:
-        _audit(settings.data_dir, AuditEvent.RESTORE_REFUSED, Outcome.FAILURE, reason=exc.reason)
+        audit_console(
+            settings.data_dir, AuditEvent.RESTORE_REFUSED, Outcome.FAILURE, reason=exc.reason
+        )
         raise
-    _audit(settings.data_dir, AuditEvent.RESTORE_OK, Outcome.SUCCESS, made=header.created,
+    audit_console(settings.data_dir, AuditEvent.RESTORE_OK, Outcome.SUCCESS, made=header.created,
            version=header.product_version, accounts=len(snapshot.accounts))  # fmt: skip
     print(f"restored the backup made {header.created} by PanelHub {header.product_version}")
     print("restart the PanelHub service: every user logs in again", file=sys.stderr)

@@ -11,12 +11,19 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import Final
 
 from packaging.version import InvalidVersion, Version
 
+import panelhub
+from panelhub.cli.backup import audit_console
 from panelhub.cli.main import ExitCode
 from panelhub.errors import BundleError
-from panelhub.security import bundle, firmware
+from panelhub.security import bundle, firmware, slots
+from panelhub.security.audit import AuditEvent, Outcome
+
+#: Where a device keeps its software slots (``security/slots.py``).
+DEFAULT_SLOTS: Final = Path("/opt/panelhub/slots")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +58,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--key", type=Path, action="append", metavar="KEY.pub", help="trust this public key"
     )
     verify.set_defaults(handler=cmd_verify)
+
+    install = actions.add_parser("install", help="check a bundle and install it into a new slot")
+    install.add_argument("bundle", type=Path, metavar="BUNDLE")
+    install.add_argument(
+        "--slots", type=Path, default=DEFAULT_SLOTS, help=f"default {DEFAULT_SLOTS}"
+    )
+    install.add_argument("--data-dir", type=Path, default=Path("var"), help="default ./var")
+    install.set_defaults(handler=cmd_install)
 
     trust = actions.add_parser("trust", help="the public keys this device accepts bundles from")
     trust_actions = trust.add_subparsers(dest="trust_command", required=True)
@@ -123,6 +138,37 @@ def cmd_verify(args: argparse.Namespace) -> ExitCode:
         f"{manifest.version} (replaces {manifest.min_version} or later), "
         f"built {manifest.build_date}, {len(manifest.files)} files"
     )
+    return ExitCode.OK
+
+
+def installed_version(slots_dir: Path) -> Version:
+    """The version a new bundle replaces: the current slot's, else this code's own."""
+    current = slots.target_of(slots_dir, slots.CURRENT)
+    if current is not None:
+        try:
+            return bundle.manifest_of_header((current / slots.HEADER_FILE).read_bytes()).version
+        except (OSError, BundleError):
+            pass  # a damaged current slot: compare with the running code instead
+    return _version(panelhub.__version__)
+
+
+def cmd_install(args: argparse.Namespace) -> ExitCode:
+    anchors = firmware.trust_anchors(args.data_dir)
+    try:
+        verified = bundle.verify_bundle(
+            args.bundle, [a.key for a in anchors], installed=installed_version(args.slots)
+        )
+        slot = slots.install(verified, args.slots)
+    except BundleError as exc:
+        audit_console(args.data_dir, AuditEvent.FIRMWARE_REJECTED, Outcome.FAILURE,
+                      file=args.bundle.name, reason=exc.reason)  # fmt: skip
+        raise
+    manifest = verified.manifest
+    audit_console(args.data_dir, AuditEvent.FIRMWARE_ACCEPTED, Outcome.SUCCESS,
+                  file=args.bundle.name, version=str(manifest.version),
+                  key=verified.header.key_id)  # fmt: skip
+    print(f"PanelHub {manifest.version} installed in {slot}; it runs at the next start of the "
+          "service, and the previous code runs again if it does not come up")  # fmt: skip
     return ExitCode.OK
 
 

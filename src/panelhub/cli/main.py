@@ -118,11 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sim-base-port", type=int, default=15020, help="first simulator port")
     demo.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
     demo.set_defaults(handler=cmd_demo)
-    from panelhub.cli import audit, backup, firmware, user  # noqa: PLC0415 - they import ExitCode
+    from panelhub.cli import audit, backup, firmware, launch, user  # noqa: PLC0415 - ExitCode
 
     audit.register(commands)
     backup.register(commands)
     firmware.register(commands)
+    launch.register(commands)
     user.register(commands)
     return parser
 

@@ -142,6 +142,7 @@ class AuditEvent(StrEnum):
     CERTIFICATE_CHANGED = "certificate.changed"
     FIRMWARE_ACCEPTED = "firmware.accepted"
     FIRMWARE_REJECTED = "firmware.rejected"
+    INTEGRITY_FAILED = "integrity.failed"  # the start-up check found changed code
     BACKUP_CREATED = "backup.created"
     RESTORE_OK = "restore.ok"
     RESTORE_REFUSED = "restore.refused"

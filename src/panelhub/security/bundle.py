@@ -184,6 +184,16 @@ def read_signed_header(
     return SignedHeader(manifest=manifest, raw=signed + signature, key_id=signer)
 
 
+def manifest_of_header(raw: bytes) -> Manifest:
+    """The manifest of a header verified before (an installed slot's); no signature check."""
+    if len(raw) < _PREFIX.size:
+        raise BundleError(f"{TRUNCATED}: a header of {len(raw)} bytes", reason=TRUNCATED)
+    magic, _, manifest_len = _PREFIX.unpack_from(raw)
+    if magic != MAGIC or len(raw) < _PREFIX.size + manifest_len:
+        raise BundleError(f"{TRUNCATED}: not a whole bundle header", reason=TRUNCATED)
+    return parse_manifest(raw[_PREFIX.size : _PREFIX.size + manifest_len])
+
+
 def _signer(signed: bytes, signature: bytes, trusted: Iterable[Ed25519PublicKey]) -> str:
     for key in trusted:
         try:
