@@ -14,6 +14,7 @@ passed on to the service, and the launcher ends when it does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -48,10 +49,17 @@ def notify_ready() -> None:
         return
     try:
         fd = int(fd_text)
+    except ValueError:
+        return
+    try:
         os.write(fd, b"ready\n")
-        os.close(fd)
-    except (ValueError, OSError):
+    except BrokenPipeError:
+        pass  # the launcher waits for this only from a slot on trial
+    except OSError:
         logger.warning("could not tell the launcher that the service is up")
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class Launcher:

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import zipfile
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from packaging.version import Version
+
+from panelhub.security import bundle
 from tests.cli.test_audit import panelhub
+from tests.security.devicestate import provision
 
 
 async def keygen(tmp_path: Path, name: str = "release.key") -> Path:
@@ -112,3 +118,52 @@ async def test_two_signatures_of_the_same_build_at_the_same_date_are_identical(
         assert await process.wait() == 0
         outputs.append((tmp_path / name).read_bytes())
     assert outputs[0] == outputs[1]  # Ed25519 signatures are deterministic (RFC 8032)
+
+
+async def test_install_refuses_a_random_file_and_a_downgrade_audits_them_and_writes_nothing(
+    tmp_path: Path, panelhub_wheel: Path
+):
+    state = await asyncio.to_thread(provision, tmp_path / "device")
+    key = await keygen(tmp_path)
+    code, _, _ = await panelhub("firmware", "trust", "add", "release.key.pub", "--data-dir",
+                                str(state.data_dir), cwd=tmp_path)  # fmt: skip
+    assert code == 0
+    (tmp_path / "random.bin").write_bytes(os.urandom(100_000))
+    slots_dir = tmp_path / "slots"
+    code, _, err = await panelhub("firmware", "install", "random.bin", "--slots", str(slots_dir),
+                                  "--data-dir", str(state.data_dir), cwd=tmp_path)  # fmt: skip
+    assert code == 1
+    assert "wrong signature" in err
+    assert not slots_dir.exists() or not any(slots_dir.iterdir())
+
+    code, _, _ = await panelhub("firmware", "sign", "--wheel", str(panelhub_wheel), "--key",
+                                str(key), "-o", "update.phb", cwd=tmp_path)  # fmt: skip
+    assert code == 0
+    slots_dir.mkdir(exist_ok=True)  # a device whose current slot is version 99.0
+    fake_current = slots_dir / "slot-99.0-000000000000"
+    fake_current.mkdir()
+    (fake_current / "bundle-header").write_bytes(_header_of_version("99.0"))
+    (slots_dir / "current").symlink_to(fake_current.name)
+    code, _, err = await panelhub("firmware", "install", "update.phb", "--slots", str(slots_dir),
+                                  "--data-dir", str(state.data_dir), cwd=tmp_path)  # fmt: skip
+    assert code == 1
+    assert "older than installed" in err
+    assert not (slots_dir / "trial").exists()
+    with sqlite3.connect(state.data_dir / "state.sqlite") as connection:
+        rows = connection.execute(
+            "SELECT event, outcome, details FROM audit_record WHERE event LIKE 'firmware.%'"
+        ).fetchall()
+    assert [(event, outcome) for event, outcome, _ in rows] == [
+        ("firmware.rejected", "failure")
+    ] * 2
+    assert "wrong signature" in rows[0][2]
+    assert "older than installed" in rows[1][2]
+
+
+def _header_of_version(version: str) -> bytes:
+    """A current slot's header saying ``version`` (its signature is not read for the version)."""
+    data = bundle.make_bundle({"panelhub/__init__.py": b""}, Ed25519PrivateKey.generate(),
+                              version=Version(version), min_version=Version("0"),
+                              build_date="2026-11-29T00:00:00Z")  # fmt: skip
+    manifest = bundle.manifest_of_header(data)
+    return data[: len(data) - manifest.payload_size]

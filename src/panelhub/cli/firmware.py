@@ -166,7 +166,7 @@ def cmd_install(args: argparse.Namespace) -> ExitCode:
     manifest = verified.manifest
     audit_console(args.data_dir, AuditEvent.FIRMWARE_ACCEPTED, Outcome.SUCCESS,
                   file=args.bundle.name, version=str(manifest.version),
-                  key=verified.header.key_id)  # fmt: skip
+                  signer=verified.header.key_id)  # fmt: skip
     print(f"PanelHub {manifest.version} installed in {slot}; it runs at the next start of the "
           "service, and the previous code runs again if it does not come up")  # fmt: skip
     return ExitCode.OK
