@@ -23,7 +23,7 @@ from panelhub.security import bundle, firmware, slots
 from panelhub.security.audit import AuditEvent, Outcome
 
 #: Where a device keeps its software slots (``security/slots.py``).
-DEFAULT_SLOTS: Final = Path("/opt/panelhub/slots")
+DEFAULT_SLOTS: Final = Path("/var/lib/panelhub-slots")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,6 +1,6 @@
 """Installed software slots: a verified bundle goes into a new one, never over the running one.
 
-Layout of the slots directory (``/opt/panelhub/slots`` on a device)::
+Layout of the slots directory (``/var/lib/panelhub-slots`` on a device)::
 
     slot-0.2.0-9f86d081884c/   one per installed bundle (version, payload digest)
         site/                  the payload: ``panelhub/`` and its ``.dist-info``, read-only
