@@ -30,10 +30,17 @@ from panelhub.gateway.routing import Route, Router
 from panelhub.gateway.server import Listener, RefusalSink
 from panelhub.launcher import notify_ready
 from panelhub.security import firmware, integrity, restore
+from panelhub.security.reset import factory_reset
 from panelhub.transport.bus import Bus, Link
 from panelhub.transport.serial import LineSettings, SerialLink
 from panelhub.transport.tcp import TCPLink
-from panelhub.web.context import BusStatus, DeviceStatus, GatewayStatus, ListenerStatus
+from panelhub.web.context import (
+    BusStatus,
+    DeviceStatus,
+    GatewayStatus,
+    ListenerStatus,
+    NextStart,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -368,6 +375,12 @@ class ServiceController:
         self._on_restart = on_restart
         self._datalog = datalog
         self._lock = asyncio.Lock()
+        #: What the last restart asked for leads to (``run`` reads it when ``_serve`` ends).
+        self.next_start = NextStart.RESTART
+
+    @property
+    def config_path(self) -> Path | None:
+        return self._config_path
 
     @property
     def settings(self) -> Settings:
@@ -406,7 +419,8 @@ class ServiceController:
         logger.info("settings applied")
         return restart_needed(old, settings)
 
-    def request_restart(self) -> None:
+    def request_restart(self, next_start: NextStart = NextStart.RESTART) -> None:
+        self.next_start = next_start
         # A moment's delay: the page that asked gets its answer before the server goes away.
         asyncio.get_running_loop().call_later(RESTART_DELAY_S, self._on_restart)
 
@@ -427,8 +441,11 @@ async def run(
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], None] | None = None,
     on_initial_password: Callable[[str], None] | None = None,
-) -> None:
+) -> bool:
     """Run the gateway and the web pages until SIGINT/SIGTERM (or ``stop`` is set).
+
+    Returns True when the pages asked to run a newly installed slot: the process must exit
+    with ``launcher.RESTART_EXIT_CODE`` so that the launcher starts it.
 
     ``config_path`` is the file the settings came from: settings saved from the pages are
     written there, and a restart asked for in the pages reads it again.
@@ -448,10 +465,10 @@ async def run(
             from panelhub.refusal import serve_reason  # noqa: PLC0415 - only on this path
 
             await serve_reason(settings, exc, stop)
-            return
+            return False
         while True:
             restart = asyncio.Event()
-            await _serve(
+            next_start = await _serve(
                 settings,
                 config_path=config_path,
                 until=(stop, restart),
@@ -459,7 +476,13 @@ async def run(
                 on_initial_password=on_initial_password or _print_password,
             )
             if stop.is_set():
-                break
+                return False
+            if next_start is NextStart.UPDATE:
+                logger.warning("exiting to run the newly installed software")
+                return True
+            if next_start is NextStart.FACTORY_RESET:
+                erased = factory_reset(settings.data_dir, config_path=config_path)
+                logger.warning("factory reset from the pages: %d files erased", erased)
             logger.info("restarting")
             settings = _reread(config_path, settings)
     finally:
@@ -474,12 +497,16 @@ async def _serve(
     until: tuple[asyncio.Event, asyncio.Event],
     on_started: Callable[[Gateway], None] | None,
     on_initial_password: Callable[[str], None],
-) -> None:
-    """One life of the service: start everything, wait for stop or restart, stop everything."""
+) -> NextStart | None:
+    """One life of the service: start everything, wait for stop or restart, stop everything.
+
+    Returns what the restart asked for (None when stopped, or restarted by no page).
+    """
     restart = until[1]
     gateway = Gateway(settings)
     web = None
     datalog = None
+    control: ServiceController | None = None
     try:
         await gateway.start()
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -509,6 +536,7 @@ async def _serve(
             for waiter in waiters:
                 waiter.cancel()
         logger.info("stopping")
+        return control.next_start if control is not None and restart.is_set() else None
     finally:
         if web is not None:
             gateway.audit_refusals(None)  # the audit log closes with the pages

@@ -15,7 +15,6 @@ from typing import Final
 
 from packaging.version import InvalidVersion, Version
 
-import panelhub
 from panelhub.cli.backup import audit_console
 from panelhub.cli.main import ExitCode
 from panelhub.errors import BundleError
@@ -141,22 +140,11 @@ def cmd_verify(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def installed_version(slots_dir: Path) -> Version:
-    """The version a new bundle replaces: the current slot's, else this code's own."""
-    current = slots.target_of(slots_dir, slots.CURRENT)
-    if current is not None:
-        try:
-            return bundle.manifest_of_header((current / slots.HEADER_FILE).read_bytes()).version
-        except (OSError, BundleError):
-            pass  # a damaged current slot: compare with the running code instead
-    return _version(panelhub.__version__)
-
-
 def cmd_install(args: argparse.Namespace) -> ExitCode:
     anchors = firmware.trust_anchors(args.data_dir)
     try:
         verified = bundle.verify_bundle(
-            args.bundle, [a.key for a in anchors], installed=installed_version(args.slots)
+            args.bundle, [a.key for a in anchors], installed=slots.installed_version(args.slots)
         )
         slot = slots.install(verified, args.slots)
     except BundleError as exc:

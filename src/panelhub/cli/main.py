@@ -8,12 +8,14 @@ import sys
 from collections.abc import Coroutine, Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from panelhub import __version__
 from panelhub.config.store import load_settings
 from panelhub.errors import ConfigError, PanelHubError
 from panelhub.logconfig import configure_logging
+
+T = TypeVar("T")
 
 
 class ExitCode(IntEnum):
@@ -22,17 +24,18 @@ class ExitCode(IntEnum):
     USAGE = 2
     INVALID_CONFIG = 3
     AUDIT_BROKEN = 4
+    #: The launcher's "start me again" (``launcher.RESTART_EXIT_CODE``): a new slot to run.
+    RESTART_FOR_UPDATE = 75
     INTERRUPTED = 130
 
 
-def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+def _run_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop where installed: it halves the gateway's per-request cost."""
     try:
         import uvloop  # noqa: PLC0415 - optional, and only the CLI chooses the loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(main)
-        return
-    uvloop.run(main)
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _print_problems(error: ConfigError) -> None:
@@ -65,11 +68,11 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.INVALID_CONFIG
     configure_logging(settings.log_level)
     try:
-        _run_loop(service.run(settings, config_path=args.config))
+        is_update = _run_loop(service.run(settings, config_path=args.config))
     except OSError as exc:  # a listener cannot bind: address in use, no permission for 502
         print(f"error: cannot start: {exc}", file=sys.stderr)
         return ExitCode.FAILURE
-    return ExitCode.OK
+    return ExitCode.RESTART_FOR_UPDATE if is_update else ExitCode.OK
 
 
 def cmd_sim(args: argparse.Namespace) -> ExitCode:

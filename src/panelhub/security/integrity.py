@@ -30,8 +30,7 @@ from panelhub.security import bundle, slots
 
 logger = logging.getLogger(__name__)
 
-#: Set by the launcher for the process it starts: the slot whose code that process runs.
-SLOT_ENV: Final = "PANELHUB_SLOT"
+SLOT_ENV: Final = slots.SLOT_ENV
 _CACHE_DIRS: Final = frozenset({"__pycache__"})
 _MAX_PROBLEMS: Final = 20
 

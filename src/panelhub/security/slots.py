@@ -25,10 +25,16 @@ import uuid
 from pathlib import Path
 from typing import Final
 
+from packaging.version import InvalidVersion, Version
+
+import panelhub
+from panelhub.errors import BundleError
 from panelhub.security import bundle, fileset
 
 logger = logging.getLogger(__name__)
 
+#: Set by the launcher for the process it starts: the slot whose code that process runs.
+SLOT_ENV: Final = "PANELHUB_SLOT"
 SITE_DIR: Final = "site"
 HEADER_FILE: Final = "bundle-header"
 CURRENT: Final = "current"
@@ -102,6 +108,26 @@ def reject_trial(slots_dir: Path) -> None:
     """The trial did not come up healthy: remember it as failed, and run current again."""
     (slots_dir / TRIAL).replace(slots_dir / FAILED)
     fileset.fsync_dir(slots_dir)
+
+
+def installed_version(slots_dir: Path | None) -> Version:
+    """The version a new bundle replaces: the current slot's, else this running code's."""
+    current = None if slots_dir is None else target_of(slots_dir, CURRENT)
+    if current is not None:
+        try:
+            return bundle.manifest_of_header((current / HEADER_FILE).read_bytes()).version
+        except (OSError, BundleError):
+            pass  # a damaged current slot: compare with the running code instead
+    try:
+        return Version(panelhub.__version__)
+    except InvalidVersion:  # pragma: no cover - our own version is PEP 440
+        return Version("0")
+
+
+def slots_dir_of_process() -> Path | None:
+    """The slots directory this process runs from (the launcher names its slot), if any."""
+    slot = os.environ.get(SLOT_ENV)
+    return Path(slot).parent if slot else None
 
 
 def _remove_partial(slots_dir: Path) -> None:

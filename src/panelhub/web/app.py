@@ -7,6 +7,8 @@ hold no data.
 
 from __future__ import annotations
 
+from typing import Final
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -14,15 +16,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from panelhub.security import backup, bundle
 from panelhub.web.access import Access, api, page
 from panelhub.web.context import WebContext
-from panelhub.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from panelhub.web.middleware import MAX_BODY_BYTES, BodyLimitMiddleware, SecurityHeadersMiddleware
 from panelhub.web.routes import (
     auth,
     devices,
     discovery,
     export,
     home,
+    lifecycle,
     logs,
     maintenance,
     models,
@@ -59,6 +63,7 @@ def routes() -> list[BaseRoute]:
         *usersapi.routes(),
         *logs.routes(),
         *maintenance.routes(),
+        *lifecycle.routes(),
         *openapi.routes(),
         Mount("/static", StaticFiles(packages=[("panelhub.web", "static")]), name="static"),
     ]
@@ -73,13 +78,20 @@ async def _server_error(_request: Request, _exc: Exception) -> Response:
     return PlainTextResponse("Internal Server Error", status_code=500)
 
 
+#: The uploads larger than a form: an update bundle and a backup (each with its form fields).
+LARGER_BODIES: Final = {
+    "/maintenance/firmware": bundle.MAX_BUNDLE_BYTES + MAX_BODY_BYTES,
+    "/maintenance/restore": backup.MAX_BACKUP_BYTES + MAX_BODY_BYTES,
+}
+
+
 def create_app(context: WebContext) -> Starlette:
     app = Starlette(
         routes=routes(),
         # Asked per response: installing or reverting a certificate turns HSTS on or off.
         middleware=[
             Middleware(SecurityHeadersMiddleware, send_hsts=lambda: context.send_hsts),
-            Middleware(BodyLimitMiddleware),
+            Middleware(BodyLimitMiddleware, larger=LARGER_BODIES),
         ],
         exception_handlers={404: _not_found, 500: _server_error},
     )

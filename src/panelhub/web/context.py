@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
@@ -140,6 +141,14 @@ class DataloggerView(Protocol):
         """The progress of a run (``cancel()`` on it stops it); None for an unknown id."""
 
 
+class NextStart(Enum):
+    """What a restart asked for from the pages leads to."""
+
+    RESTART = "restart"  # stop and start again with the configuration file as it is now
+    UPDATE = "update"  # exit so that the launcher starts the newly installed slot
+    FACTORY_RESET = "factory_reset"  # stop, erase the data directory, start as new
+
+
 class ServiceControl(Protocol):
     """What the settings and maintenance pages may ask of the running service."""
 
@@ -161,7 +170,11 @@ class ServiceControl(Protocol):
         are both as before).
         """
 
-    def request_restart(self) -> None:
+    @property
+    def config_path(self) -> Path | None:
+        """The configuration file the service runs from (None: built-in settings, the demo)."""
+
+    def request_restart(self, next_start: NextStart = NextStart.RESTART) -> None:
         """Restart the service (gateway and pages) shortly, once the answer is sent."""
 
 

@@ -6,7 +6,7 @@ only, so streamed downloads stay streamed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -29,18 +29,30 @@ MAX_BODY_BYTES: Final = 256 * 1024
 
 
 class BodyLimitMiddleware:
-    """Refuse (413) a body larger than ``max_bytes``, announced or found while reading."""
+    """Refuse (413) a body larger than ``max_bytes``, announced or found while reading.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+    ``larger`` names the paths allowed more (uploads of updates and backups); their endpoints
+    are admin-only, and the session and role are checked before a byte of the body is read.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int = MAX_BODY_BYTES,
+        larger: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.larger.get(scope["path"], self.max_bytes)
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
             await _too_large(send)
             return
         received = 0
@@ -51,7 +63,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # What the app sees as the client going away: it stops reading.
                     is_too_large = True
                     return {"type": "http.disconnect"}

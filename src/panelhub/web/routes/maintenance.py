@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 
 import panelhub
 from panelhub.errors import CertificateError
+from panelhub.security import bundle, slots
 from panelhub.security.audit import AuditEvent, DetailValue, Outcome
 from panelhub.security.certpolicy import CertificateProblem
 from panelhub.security.certs import CertificateInfo
@@ -78,10 +79,10 @@ def _uptime_s(request: Request) -> float:
 
 async def maintenance_page(request: Request) -> Response:
     """Version, uptime, restart, and the HTTPS certificate."""
-    return await _page(request)
+    return await render_maintenance(request)
 
 
-async def _page(
+async def render_maintenance(
     request: Request, *, notice: str = "", error: str = "", status_code: int = 200
 ) -> Response:
     served = context_of(request).certificate
@@ -104,11 +105,21 @@ async def _page(
             "certificate_problem": certificate_problem,
             "can_change_certificate": served is not None,
             "max_upload_kib": MAX_UPLOAD_BYTES // 1024,
+            "can_install": slots.slots_dir_of_process() is not None,
+            "pending_update": _pending_update(),
+            "max_bundle_mib": bundle.MAX_BUNDLE_BYTES // 1024 // 1024,
             "notice": notice,
             "error": error,
         },
         status_code=status_code,
     )
+
+
+def _pending_update() -> str:
+    """The slot installed and waiting for a restart into it, or ""."""
+    slots_dir = slots.slots_dir_of_process()
+    trial = None if slots_dir is None else slots.target_of(slots_dir, slots.TRIAL)
+    return "" if trial is None else trial.name
 
 
 async def restart(request: Request) -> Response:
@@ -148,19 +159,23 @@ async def install_page(request: Request) -> Response:
     """Install the owner's certificate chain and key from the maintenance page's form."""
     served = context_of(request).certificate
     if served is None:
-        return await _page(request, error="No certificate can be changed here.", status_code=404)
+        return await render_maintenance(
+            request, error="No certificate can be changed here.", status_code=404
+        )
     try:
         cert_pem, key_pem = await _checked(request, _uploads(request))
         info = await _install(request, served, cert_pem, key_pem)
     except (UploadError, CertificateError) as exc:
         if isinstance(exc, CertificateError) and exc.reason == CertificateProblem.UNUSABLE:
-            return await _page(request, error=f"Installation failed: {exc}.", status_code=500)
-        return await _page(
+            return await render_maintenance(
+                request, error=f"Installation failed: {exc}.", status_code=500
+            )
+        return await render_maintenance(
             request,
             error=f"The certificate was not installed: {exc}. The current one stays in use.",
             status_code=400,
         )
-    return await _page(
+    return await render_maintenance(
         request, notice=f"Certificate installed and in use: {info.sha256_fingerprint}."
     )
 
@@ -169,12 +184,16 @@ async def revert_page(request: Request) -> Response:
     """Go back to a new self-signed certificate (from the maintenance page)."""
     served = context_of(request).certificate
     if served is None:
-        return await _page(request, error="No certificate can be changed here.", status_code=404)
+        return await render_maintenance(
+            request, error="No certificate can be changed here.", status_code=404
+        )
     try:
         info = await _revert(request, served)
     except CertificateError as exc:
-        return await _page(request, error=f"Nothing was changed: {exc}.", status_code=400)
-    return await _page(
+        return await render_maintenance(
+            request, error=f"Nothing was changed: {exc}.", status_code=400
+        )
+    return await render_maintenance(
         request, notice=f"A new self-signed certificate is in use: {info.sha256_fingerprint}."
     )
 
