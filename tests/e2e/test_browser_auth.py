@@ -388,3 +388,29 @@ def test_pages_load_without_content_security_policy_violations(
             "document.head.appendChild(document.createElement('style')).textContent = 'p{}'"
         )
     assert console.csp_violations() != []
+
+
+def test_a_random_file_uploaded_as_firmware_is_refused_and_in_the_downloaded_log(
+    page: Page, panel: Panel, tmp_path
+):
+    """Guide, software integrity: a random file as firmware says "wrong signature", changes
+    nothing, and the failed update is in the audit log downloaded from the Logs page."""
+    first_login(page, panel)
+    random_file = tmp_path / "firmware.bin"
+    random_file.write_bytes(bytes(range(256)) * 1024)
+    with page.expect_navigation():
+        page.click("nav a[href='/maintenance']")
+    page.set_input_files("#bundle-file", str(random_file))
+    with page.expect_navigation():
+        page.click("#upload-bundle")
+    expect(page.locator("#error")).to_contain_text("Update refused: wrong signature")
+    expect(page.locator("#error")).to_contain_text("Nothing was changed")
+    with page.expect_navigation():
+        page.click("nav a[href='/logs']")
+    rows = list(csv.DictReader(io.StringIO(download(page, "#download-csv"))))
+    refused = [r for r in rows if r["event"] == AuditEvent.FIRMWARE_REJECTED]
+    assert [(r["user"], r["outcome"], r["interface"]) for r in refused] == [
+        ("admin", "failure", "web")
+    ]
+    assert "wrong signature" in refused[0]["details"]
+    assert "firmware.bin" in refused[0]["details"]
