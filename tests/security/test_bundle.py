@@ -246,3 +246,18 @@ def test_unpack_catches_a_bundle_changed_after_it_was_verified(tmp_path: Path) -
     path.write_bytes(good[:index] + b"654321" + good[index + 6 :])
     with pytest.raises(BundleError, match="SHA-256"):
         bundle.unpack(verified, tmp_path / "slot")
+
+
+def test_a_signed_archive_cut_inside_a_file_is_refused_as_altered(tmp_path: Path) -> None:
+    """Found by the fuzz run: the archive ends in the middle of a member's data."""
+    whole = bundle.build_payload({"panelhub/__init__.py": b"x" * 2000}, mtime=0)
+    cut = whole[: 512 + 1000]  # the header block, then half the file
+    manifest = {
+        "product": "panelhub", "version": "0.2.0", "min_version": "0.1.0", "build_date": "x",
+        "payload": {"size": len(cut), "sha256": hashlib.sha256(cut).hexdigest()},
+        "files": [{"path": "panelhub/__init__.py", "size": 2000,
+                   "sha256": hashlib.sha256(b"x" * 2000).hexdigest()}],
+    }  # fmt: skip
+    data = bundle.signed_header(json.dumps(manifest).encode(), KEY) + cut
+    error = refusal(write(tmp_path, data))
+    assert error.reason == "altered payload"

@@ -33,6 +33,7 @@ it has passed (``unpack`` re-hashes each file as it writes it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -339,12 +340,29 @@ def verify_bundle(
                 f"{ALTERED}: the payload's SHA-256 is not the signed one", reason=ALTERED
             )
         stream.seek(len(header.raw))
-        for entry, content in _checked_members(stream, manifest):
-            if _sha256_of(content, entry.size) != entry.sha256:
-                raise BundleError(
-                    f"{ALTERED}: {entry.path!r} does not have its signed SHA-256", reason=ALTERED
-                )
+        with archive_errors():
+            for entry, content in _checked_members(stream, manifest):
+                if _sha256_of(content, entry.size) != entry.sha256:
+                    raise BundleError(
+                        f"{ALTERED}: {entry.path!r} does not have its signed SHA-256",
+                        reason=ALTERED,
+                    )
     return VerifiedBundle(path=path, header=header)
+
+
+@contextlib.contextmanager
+def archive_errors() -> Iterator[None]:
+    """``tarfile``'s errors as ours, wherever they come from.
+
+    Opening the archive, walking its headers, or reading a member's data, which happens in
+    the caller's loop (the fuzz run found an archive cut inside a member's data).
+    """
+    try:
+        yield
+    except tarfile.TarError as exc:
+        raise BundleError(
+            f"{ALTERED}: the payload is not a readable archive ({exc})", reason=ALTERED
+        ) from None
 
 
 def _sha256_of(stream: IO[bytes], size: int) -> str:
@@ -365,22 +383,17 @@ def _checked_members(
     """Each regular file of the payload with its manifest entry, after every check on it."""
     expected = manifest.file_map()
     seen: set[str] = set()
-    try:
-        with tarfile.open(fileobj=stream, mode="r:") as archive:
-            for member in archive:
-                entry = _checked_member(member, expected, seen)
-                if entry is None:
-                    continue
-                content = archive.extractfile(member)
-                if content is None:  # pragma: no cover - a regular member always has content
-                    raise BundleError(
-                        f"{UNSAFE_ENTRY}: {member.name!r} has no content", reason=UNSAFE_ENTRY
-                    )
-                yield entry, content
-    except tarfile.TarError as exc:
-        raise BundleError(
-            f"{ALTERED}: the payload is not a readable archive ({exc})", reason=ALTERED
-        ) from None
+    with archive_errors(), tarfile.open(fileobj=stream, mode="r:") as archive:
+        for member in archive:
+            entry = _checked_member(member, expected, seen)
+            if entry is None:
+                continue
+            content = archive.extractfile(member)
+            if content is None:  # pragma: no cover - a regular member always has content
+                raise BundleError(
+                    f"{UNSAFE_ENTRY}: {member.name!r} has no content", reason=UNSAFE_ENTRY
+                )
+            yield entry, content
     missing = sorted(set(expected) - seen)
     if missing:
         raise BundleError(
@@ -423,7 +436,7 @@ def unpack(bundle: VerifiedBundle, destination: Path) -> None:
     tree (it is a new slot, never the running one).
     """
     destination.mkdir(mode=0o755)
-    with bundle.path.open("rb") as stream:
+    with bundle.path.open("rb") as stream, archive_errors():
         stream.seek(len(bundle.header.raw))
         for entry, content in _checked_members(stream, bundle.manifest):
             target = destination.joinpath(*PurePosixPath(entry.path).parts)
