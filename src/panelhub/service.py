@@ -441,6 +441,7 @@ async def run(
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], None] | None = None,
     on_initial_password: Callable[[str], None] | None = None,
+    factory_config: Path | None = None,
 ) -> bool:
     """Run the gateway and the web pages until SIGINT/SIGTERM (or ``stop`` is set).
 
@@ -452,6 +453,7 @@ async def run(
     ``on_started`` is called each time every listener is accepting connections.
     ``on_initial_password`` gets the admin's initial password at the very first start: the
     console shows it once (it is never logged).
+    ``factory_config`` is the configuration a factory reset from the pages brings back.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -481,7 +483,9 @@ async def run(
                 logger.warning("exiting to run the newly installed software")
                 return True
             if next_start is NextStart.FACTORY_RESET:
-                erased = factory_reset(settings.data_dir, config_path=config_path)
+                erased = factory_reset(
+                    settings.data_dir, config_path=config_path, factory_config=factory_config
+                )
                 logger.warning("factory reset from the pages: %d files erased", erased)
             logger.info("restarting")
             settings = _reread(config_path, settings)
@@ -584,4 +588,7 @@ def _reread(config_path: Path | None, settings: Settings) -> Settings:
 
 def _print_password(password: str) -> None:
     # The console, not the log: the log is kept and shipped; this is shown once.
-    print(f"Initial password of the web user 'admin': {password}  (change it at first login)")
+    print(
+        f"Initial password of the web user 'admin': {password}  (change it at first login)",
+        flush=True,
+    )

@@ -80,14 +80,25 @@ def log_in(page: Page, password: str) -> None:
         page.press("#password", "Enter")
 
 
+def first_login(page: Page, initial_password: str) -> None:
+    log_in(page, initial_password)
+    page.fill("#current", initial_password)
+    page.fill("#new", NEW_PASSWORD)
+    page.fill("#confirm", NEW_PASSWORD)
+    with page.expect_navigation():
+        page.click("form[action='/password'] button[type=submit]")
+
+
 def test_factory_reset_from_the_page_makes_the_next_start_a_first_start(
     browser: Browser, tmp_path: Path
 ):
     data_dir, port = tmp_path / "var", free_port()
     config = tmp_path / "panelhub.toml"
-    config.write_text(f'data_dir = "{data_dir}"\ntimezone = "Europe/Paris"\n\n'
-                      f'[web]\nhost = "127.0.0.1"\nport = {port}\n')  # fmt: skip
-    command = [sys.executable, "-m", "panelhub", "run", "--config", str(config)]
+    factory = tmp_path / "factory.toml"  # as the installer left it: the pages' address
+    factory.write_text(f'data_dir = "{data_dir}"\n\n[web]\nhost = "127.0.0.1"\nport = {port}\n')
+    config.write_text('timezone = "Europe/Paris"\n' + factory.read_text())  # the owner's change
+    command = [sys.executable, "-m", "panelhub", "run", "--config", str(config),
+               "--factory-config", str(factory)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     console = Console(process)
     try:
@@ -98,12 +109,7 @@ def test_factory_reset_from_the_page_makes_the_next_start_a_first_start(
         )
         context.set_default_timeout(BROWSER_TIMEOUT_MS)
         page = context.new_page()
-        log_in(page, first_password)
-        page.fill("#current", first_password)
-        page.fill("#new", NEW_PASSWORD)
-        page.fill("#confirm", NEW_PASSWORD)
-        with page.expect_navigation():
-            page.click("form[action='/password'] button[type=submit]")
+        first_login(page, first_password)
         page.goto("/maintenance")
         page.fill("#reset-confirm", "erase")  # not the word: nothing happens
         with page.expect_navigation():
@@ -134,3 +140,5 @@ def test_factory_reset_from_the_page_makes_the_next_start_a_first_start(
     finally:
         process.terminate()
         process.wait(timeout=30)
+        assert process.stdout is not None
+        process.stdout.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from panelhub.security import slots
+from panelhub.security import firmware, integrity, slots
 
 #: Bounded waits: the service starts in a few seconds here, more on a busy CI machine.
 START_TIMEOUT_S = 90.0
@@ -230,3 +230,42 @@ def test_a_new_slot_that_cannot_start_gives_way_to_the_previous_code(
         assert slots.target_of(device.slots, slots.TRIAL) is None
     finally:
         stop(process)
+
+
+def test_an_install_killed_at_any_moment_leaves_the_old_code_or_the_whole_new_one(
+    device: Device, panelhub_wheel: Path
+) -> None:
+    """SIGKILL at spread-out moments of ``firmware install``: the trial link, if any, names a
+    complete slot that passes the start-up check; else current is untouched."""
+    slots.promote_trial(device.slots)  # the fixture's install is now the running code
+    current = slots.target_of(device.slots, slots.CURRENT)
+    anchors = [a.key for a in firmware.trust_anchors(device.data_dir)]
+    broken = device.root / "tree"
+    subprocess.run(
+        [sys.executable, "-m", "zipfile", "-e", str(panelhub_wheel), str(broken)], check=True
+    )
+    outcomes = set()
+    for attempt in range(8):
+        (broken / "panelhub" / "attempt.py").write_text(
+            f"ATTEMPT = {attempt}\n"
+        )  # a new slot each time
+        done = device.panelhub("firmware", "sign", "--tree", str(broken),
+                               "--key", str(device.root / "release.key"),
+                               "-o", str(device.root / "n.phb"))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        process = subprocess.Popen(
+            [str(device.python), "-m", "panelhub", "firmware", "install",
+             str(device.root / "n.phb"), "--slots", str(device.slots),
+             "--data-dir", str(device.data_dir)],
+            cwd=device.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(0.15 * attempt)
+        process.kill()
+        process.wait()
+        trial = slots.target_of(device.slots, slots.TRIAL)
+        if trial is not None:
+            integrity.check_slot(trial, anchors)  # whole, or it would not be linked
+            (device.slots / slots.TRIAL).unlink()
+        outcomes.add(trial is not None)
+        assert slots.target_of(device.slots, slots.CURRENT) == current
+    assert outcomes == {False, True}  # the kills fell both before and after the switch

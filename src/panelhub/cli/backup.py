@@ -43,6 +43,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     reset.add_argument(
         "--yes", action="store_true", help=f"do not ask to type {RESET_CONFIRMATION}"
     )
+    reset.add_argument("--factory-config", type=Path, metavar="FILE",
+                       help="the configuration to bring back (default: built-in)")  # fmt: skip
     for action, handler in (
         (create, cmd_create),
         (restore_parser, cmd_restore),
@@ -147,7 +149,7 @@ def cmd_reset(args: argparse.Namespace) -> ExitCode:
         if sys.stdin.readline().strip() != RESET_CONFIRMATION:
             print("nothing erased", file=sys.stderr)
             return ExitCode.FAILURE
-    erased = factory_reset(data_dir, config_path=args.config)
+    erased = factory_reset(data_dir, config_path=args.config, factory_config=args.factory_config)
     kept = sorted(service.value for service in permanently_disabled(permanent_dir(data_dir)))
     print(f"factory reset: {erased} files erased in {data_dir}")
     if kept:

@@ -68,7 +68,9 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.INVALID_CONFIG
     configure_logging(settings.log_level)
     try:
-        is_update = _run_loop(service.run(settings, config_path=args.config))
+        is_update = _run_loop(
+            service.run(settings, config_path=args.config, factory_config=args.factory_config)
+        )
     except OSError as exc:  # a listener cannot bind: address in use, no permission for 502
         print(f"error: cannot start: {exc}", file=sys.stderr)
         return ExitCode.FAILURE
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the panel server with a configuration file")
     run.add_argument("--config", type=Path, required=True, metavar="FILE")
+    run.add_argument("--factory-config", type=Path, metavar="FILE",
+                     help="what a factory reset brings back (default: built-in)")  # fmt: skip
     run.set_defaults(handler=cmd_run)
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from panelhub.config.models import Settings
-from panelhub.config.store import PREVIOUS_SUFFIX, save_settings
+from panelhub.config.store import PREVIOUS_SUFFIX, load_settings, save_settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +29,20 @@ _ZEROS: Final = bytes(1024 * 1024)
 DIR_MODE: Final = 0o700
 
 
-def factory_reset(data_dir: Path, *, config_path: Path | None = None) -> int:
+def factory_reset(
+    data_dir: Path, *, config_path: Path | None = None, factory_config: Path | None = None
+) -> int:
     """Erase the data directory's contents; return how many files were erased.
 
-    The directory stays, empty, 0700. ``config_path``, if given, is replaced by the default
-    settings (keeping only ``data_dir``), and its previous copy erased too.
+    The directory stays, empty, 0700. ``config_path``, if given, is replaced by the factory
+    configuration (``factory_config``: the file the device was provisioned with, checked
+    before anything is erased) or else by the built-in defaults keeping only ``data_dir``;
+    its previous copy is erased too.
+
+    Raises:
+        ConfigError: ``factory_config`` does not validate; nothing was erased.
     """
+    factory = load_settings(factory_config) if factory_config is not None else None
     erased = 0
     if data_dir.is_dir():
         for path in sorted(data_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
@@ -49,18 +57,18 @@ def factory_reset(data_dir: Path, *, config_path: Path | None = None) -> int:
     data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     data_dir.chmod(DIR_MODE)
     if config_path is not None:
-        _reset_config(config_path, data_dir)
+        _reset_config(config_path, factory or Settings(data_dir=data_dir))
     logger.warning("factory reset: %d files erased in %s", erased, data_dir)
     return erased
 
 
-def _reset_config(config_path: Path, data_dir: Path) -> None:
-    """The default settings in place of the owner's; no copy of theirs is left beside it."""
+def _reset_config(config_path: Path, settings: Settings) -> None:
+    """The factory settings in place of the owner's; no copy of theirs is left beside it."""
     previous = config_path.with_name(config_path.name + PREVIOUS_SUFFIX)
     for old in (previous, config_path):
         if old.is_file() and not old.is_symlink():
             _wipe(old)
-    save_settings(config_path, Settings(data_dir=data_dir), header="Factory defaults")
+    save_settings(config_path, settings, header="Factory settings, written by a factory reset")
     previous.unlink(missing_ok=True)  # a link to the zeroed old file
 
 
