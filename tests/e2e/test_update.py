@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, expect
 
 from panelhub.security import firmware, integrity, slots
+from tests.e2e.conftest import BROWSER_TIMEOUT_MS
+from tests.e2e.test_browser_reset import NEW_PASSWORD, PASSWORD_LINE, first_login
 
 #: Bounded waits: the service starts in a few seconds here, more on a busy CI machine.
 START_TIMEOUT_S = 90.0
@@ -269,3 +272,58 @@ def test_an_install_killed_at_any_moment_leaves_the_old_code_or_the_whole_new_on
         outcomes.add(trial is not None)
         assert slots.target_of(device.slots, slots.CURRENT) == current
     assert outcomes == {False, True}  # the kills fell both before and after the switch
+
+
+def test_an_update_uploaded_in_the_page_runs_after_the_restart_the_page_asks_for(
+    device: Device, panelhub_wheel: Path, browser: Browser
+) -> None:
+    tree = device.root / "tree"
+    subprocess.run(
+        [sys.executable, "-m", "zipfile", "-e", str(panelhub_wheel), str(tree)], check=True
+    )
+    (tree / "panelhub" / "release_note.py").write_text('NOTE = "the second build"\n')
+    done = device.panelhub("firmware", "sign", "--tree", str(tree),
+                           "--key", str(device.root / "release.key"),
+                           "-o", str(device.root / "v2.phb"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    process = device.launch()
+    context = browser.new_context(
+        ignore_https_errors=True, base_url=f"https://127.0.0.1:{device.web_port}"
+    )
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    try:
+        device.wait_log("came up healthy", process)
+        first = slots.target_of(device.slots, slots.CURRENT)
+        device.wait_https("/healthz")
+        (password,) = PASSWORD_LINE.findall(device.log.read_text())
+        page = context.new_page()
+        first_login(page, password)
+        page.goto("/maintenance")
+        page.set_input_files("#bundle-file", str(device.root / "v2.phb"))
+        with page.expect_navigation():
+            page.click("#upload-bundle")
+        expect(page.locator("#notice")).to_contain_text("is installed in slot-")
+        trial = slots.target_of(device.slots, slots.TRIAL)
+        assert trial is not None
+        assert trial != first
+        expect(page.locator("#pending-update")).to_have_text(trial.name)
+        with page.expect_navigation():
+            page.click("#restart-update")
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while slots.target_of(device.slots, slots.CURRENT) != trial:
+            assert time.monotonic() < deadline, device.log.read_text()
+            assert process.poll() is None, device.log.read_text()
+            time.sleep(0.2)
+        assert "exiting to run the newly installed software" in device.log.read_text()
+        assert slots.target_of(device.slots, slots.PREVIOUS) == first
+        assert device.wait_https("/healthz") == 200
+        page.goto("/login")
+        page.fill("#username", "admin")
+        page.fill("#password", NEW_PASSWORD)  # the accounts outlive the update
+        with page.expect_navigation():
+            page.press("#password", "Enter")
+        assert page.url.endswith("/")
+    finally:
+        context.close()
+        stop(process)
