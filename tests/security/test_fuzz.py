@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -125,13 +123,7 @@ def _backup_contents() -> bytes:
         ).encode(),
         "audit-key": bytes(32),
     }
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as archive:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return out.getvalue()
+    return restore.tar_members(members)
 
 
 GOOD_CONTENTS = _backup_contents()

@@ -141,13 +141,7 @@ def _rewrite(contents: bytes, change: dict[str, bytes | None]) -> bytes:
             members.pop(name)
         else:
             members[name] = data
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return restore.tar_members(members)
 
 
 def _accounts_without_admin(contents: bytes) -> bytes:

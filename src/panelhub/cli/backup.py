@@ -17,8 +17,12 @@ from typing import Final
 
 import panelhub
 from panelhub.cli.main import ExitCode
-from panelhub.cli.user import INTERFACE, console_user, settings_from_args
-from panelhub.config.models import Settings
+from panelhub.cli.user import (
+    INTERFACE,
+    add_location_arguments,
+    console_user,
+    settings_from_args,
+)
 from panelhub.devices.catalog import parse_custom
 from panelhub.errors import BackupError, StateStoreError
 from panelhub.security import backup, restore
@@ -50,11 +54,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         (restore_parser, cmd_restore),
         (reset, cmd_reset),
     ):
-        action.add_argument("--data-dir", type=Path, metavar="DIR",
-                            help="the data directory (default: from --config, else "
-                                 f"{Settings().data_dir})")  # fmt: skip
-        action.add_argument("--config", type=Path, metavar="FILE",
-                            help="the configuration file the service runs with")  # fmt: skip
+        add_location_arguments(action)
         action.set_defaults(handler=handler)
 
 

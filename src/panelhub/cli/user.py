@@ -54,12 +54,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     for action, handler in ((unlock, cmd_unlock), (reset, cmd_reset_password)):
         action.add_argument("name", help="the account's user name")
-        action.add_argument("--data-dir", type=Path, metavar="DIR",
-                            help="the data directory (default: from --config, else "
-                                 f"{Settings().data_dir})")  # fmt: skip
-        action.add_argument("--config", type=Path, metavar="FILE",
-                            help="the configuration file the service runs with")  # fmt: skip
+        add_location_arguments(action)
         action.set_defaults(handler=handler)
+
+
+def add_location_arguments(action: argparse.ArgumentParser) -> None:
+    """``--data-dir`` and ``--config``: which installation a console command works on."""
+    action.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="the data directory (default: from --config, else "
+                             f"{Settings().data_dir})")  # fmt: skip
+    action.add_argument("--config", type=Path, metavar="FILE",
+                        help="the configuration file the service runs with")  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -114,7 +114,7 @@ def take(data_dir: Path, settings: Settings) -> bytes:
             for path in sorted(folder.iterdir()):
                 if path.is_file() and not path.is_symlink() and _is_backed_up(directory, path.name):
                     members[f"{directory}/{path.name}"] = path.read_bytes()
-    return _tar(members)
+    return tar_members(members)
 
 
 def _is_backed_up(directory: str, name: str) -> bool:
@@ -140,7 +140,8 @@ def _read_accounts(data_dir: Path) -> list[dict[str, object]]:
         db.close()
 
 
-def _tar(members: Mapping[str, bytes]) -> bytes:
+def tar_members(members: Mapping[str, bytes]) -> bytes:
+    """The uncompressed tar archive of ``members`` (name -> content) a backup holds."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as archive:
         for name, data in members.items():

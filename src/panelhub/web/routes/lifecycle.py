@@ -11,8 +11,10 @@ service, which ends every session: everyone logs in again. A factory reset needs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
@@ -46,6 +48,15 @@ async def _audit(
     )  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def _uploaded(form: FormData, field: str, *, limit: int) -> AsyncIterator[Path]:
+    """The upload in ``field`` as a file in a private temporary directory, removed after."""
+    with tempfile.TemporaryDirectory(prefix="panelhub-upload-") as work:
+        path = Path(work) / field
+        await _save_upload(form.get(field), path, limit=limit)
+        yield path
+
+
 async def _save_upload(value: UploadFile | str | None, path: Path, *, limit: int) -> None:
     if not isinstance(value, UploadFile):
         raise BundleError("no file was given", reason="no file")
@@ -68,9 +79,7 @@ async def firmware_page(request: Request) -> Response:
     context = context_of(request)
     form = await request.form(max_files=1, max_fields=2)
     try:
-        with tempfile.TemporaryDirectory(prefix="panelhub-upload-") as work:
-            path = Path(work) / "bundle"
-            await _save_upload(form.get("bundle"), path, limit=bundle.MAX_BUNDLE_BYTES)
+        async with _uploaded(form, "bundle", limit=bundle.MAX_BUNDLE_BYTES) as path:
             verified, slot = await asyncio.to_thread(_install, path, context.data_dir)
     except BundleError as exc:
         await _audit(request, AuditEvent.FIRMWARE_REJECTED, Outcome.FAILURE, reason=exc.reason,
@@ -149,13 +158,11 @@ async def restore_page(request: Request) -> Response:
     context = context_of(request)
     form = await request.form(max_files=1, max_fields=3)
     try:
-        with tempfile.TemporaryDirectory(prefix="panelhub-upload-") as work:
-            path = Path(work) / "backup"
-            try:
-                await _save_upload(form.get("backup"), path, limit=backup.MAX_BACKUP_BYTES)
-            except BundleError as exc:
-                raise BackupError(str(exc), reason=exc.reason) from None
-            data = path.read_bytes()
+        try:
+            async with _uploaded(form, "backup", limit=backup.MAX_BACKUP_BYTES) as path:
+                data = path.read_bytes()
+        except BundleError as exc:  # no file, or too large
+            raise BackupError(str(exc), reason=exc.reason) from None
         header = await asyncio.to_thread(_restore, data, str(form.get("password", "")), request)
     except BackupError as exc:
         await _audit(request, AuditEvent.RESTORE_REFUSED, Outcome.FAILURE, reason=exc.reason)
