@@ -56,6 +56,10 @@ def test_an_installed_slot_passes_the_check_and_is_the_trial(tmp_path: Path) -> 
             lambda site: (site / "panelhub/__init__.py").write_bytes(b'"""PanelHub!"""\n'),
             "__init__.py: changed",
         ),
+        (
+            lambda site: (site / "panelhub/plugins").symlink_to(site.parent),
+            "panelhub/plugins: not in the signed manifest",
+        ),
     ],
 )
 def test_a_changed_missing_or_extra_file_fails_the_check_and_is_named(

@@ -83,8 +83,11 @@ def _compare(site: Path, manifest: bundle.Manifest) -> list[str]:
         except OSError as exc:
             problems.append(f"{entry.path}: unreadable ({exc.strerror})")
     for directory, dirs, files in os.walk(site):
-        dirs[:] = [d for d in dirs if d not in _CACHE_DIRS]
-        for name in files:
+        # A link to a directory is listed with the directories and not walked: name it, as
+        # an import could go through it.
+        links = [d for d in dirs if (Path(directory) / d).is_symlink()]
+        dirs[:] = [d for d in dirs if d not in _CACHE_DIRS and d not in links]
+        for name in [*files, *links]:
             relative = (Path(directory) / name).relative_to(site).as_posix()
             if relative not in expected:
                 problems.append(f"{relative}: not in the signed manifest")
