@@ -27,7 +27,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from panelhub.security import integrity, slots
+from panelhub.errors import IntegrityError
+from panelhub.security import firmware, integrity, slots
 
 logger = logging.getLogger(__name__)
 
@@ -70,32 +71,58 @@ class Launcher:
         *,
         cache_dir: Path,
         health_timeout_s: float = HEALTH_TIMEOUT_S,
+        data_dir: Path | None = None,
     ) -> None:
         self.slots_dir = slots_dir
         self.run_args = list(run_args)
         self.cache_dir = cache_dir
         self.health_timeout_s = health_timeout_s
+        #: Where the trust anchors are, for the check made before a slot's code runs.
+        self.data_dir = data_dir
         self._child: subprocess.Popen[bytes] | None = None
         self._stopping = False
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        while True:
+        while not self.is_stopping():
             trial = slots.target_of(self.slots_dir, slots.TRIAL)
             slot = trial or slots.target_of(self.slots_dir, slots.CURRENT)
-            child, ready_fd = self._start(slot)
+            is_intact = slot is None or self._is_intact(slot)
+            if trial is not None and not is_intact:
+                slots.reject_trial(self.slots_dir)
+                continue
+            # A changed current slot: the base install's own code checks it and serves the
+            # reason, so that no byte of the changed code runs.
+            child, ready_fd = self._start(slot, is_run_from_slot=is_intact)
             try:
                 if trial is not None and not self._settle_trial(trial, child, ready_fd):
                     continue
             finally:
                 os.close(ready_fd)
             code = child.wait()
-            if self._stopping:
+            if self.is_stopping():
                 return code
             if code != RESTART_EXIT_CODE:
                 logger.error("the service exited with code %d: starting it again", code)
                 time.sleep(CRASH_BACKOFF_S)
+        return 0
+
+    def is_stopping(self) -> bool:
+        """Set by SIGTERM or SIGINT, which may arrive at any line of ``run``."""
+        return self._stopping
+
+    def _is_intact(self, slot: Path) -> bool:
+        """The start-up check, made here first, in the base install's code (read-only)."""
+        if self.data_dir is None:
+            return True  # no trust anchors known here: the service's own check decides
+        anchors = [anchor.key for anchor in firmware.trust_anchors(self.data_dir)]
+        try:
+            integrity.check_slot(slot, anchors)
+        except IntegrityError as exc:
+            logger.error("slot %s refused: %s: %s", slot.name, exc, "; ".join(exc.problems))  # noqa: TRY400
+            return False
+        return True
 
     def _settle_trial(self, trial: Path, child: subprocess.Popen[bytes], ready_fd: int) -> bool:
         """Keep the trial (True) when it came up, or when we are stopping; else go back."""
@@ -115,7 +142,9 @@ class Launcher:
         )
         return False
 
-    def _start(self, slot: Path | None) -> tuple[subprocess.Popen[bytes], int]:
+    def _start(
+        self, slot: Path | None, *, is_run_from_slot: bool = True
+    ) -> tuple[subprocess.Popen[bytes], int]:
         read_fd, write_fd = os.pipe()
         os.set_inheritable(write_fd, True)
         environment = dict(os.environ)
@@ -126,7 +155,10 @@ class Launcher:
             environment.pop(integrity.SLOT_ENV, None)
         else:
             environment[integrity.SLOT_ENV] = str(slot)
-            environment["PYTHONPATH"] = str(slot / slots.SITE_DIR)
+            if is_run_from_slot:
+                environment["PYTHONPATH"] = str(slot / slots.SITE_DIR)
+            else:
+                environment.pop("PYTHONPATH", None)
         logger.warning("starting the service from %s", slot.name if slot else "the base install")
         command = [sys.executable, "-m", "panelhub", *self.run_args]
         child = subprocess.Popen(command, env=environment, pass_fds=(write_fd,))  # noqa: S603

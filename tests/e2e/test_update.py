@@ -73,7 +73,7 @@ class Device:
                               capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
     def launch(self) -> subprocess.Popen[bytes]:
-        return self.start("launch", "--slots", str(self.slots),
+        return self.start("launch", "--slots", str(self.slots), "--data-dir", str(self.data_dir),
                           "--health-timeout-s", str(START_TIMEOUT_S),
                           "--", "run", "--config", str(self.config))  # fmt: skip
 

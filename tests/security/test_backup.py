@@ -117,3 +117,29 @@ def test_a_backup_password_outside_the_guide_rule_is_refused(password: str) -> N
 def test_a_backup_password_at_the_guide_limits_is_accepted() -> None:
     for password in ("Ab#def", "A" + "b" * 30 + "#"):
         assert backup.open_backup(sealed(password=password), password)[1] == CONTENTS
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"kdf": "[" * 4000}, {"kdf": {"name": "argon2id", "salt": "AAAAAAAAAAA=", "time_cost": 1e999,
+                                   "memory_kib": 65536, "parallelism": 1}},
+     {"kdf": {"name": "argon2id", "salt": "AAAAAAAAAAA=", "time_cost": True,
+              "memory_kib": 65536, "parallelism": 1}}],
+)  # fmt: skip
+def test_a_header_built_to_crash_the_parser_is_refused_as_damaged(
+    change: dict[str, object],
+) -> None:
+    (length,) = struct.unpack_from(">I", GOOD, 16)
+    header = json.loads(GOOD[20 : 20 + length])
+    header.update(change)
+    text = json.dumps(header).replace('"' + "[" * 4000 + '"', "[" * 4000).encode()
+    data = GOOD[:16] + struct.pack(">I", min(len(text), 4096)) + text[:4096] + GOOD[20 + length :]
+    with pytest.raises(BackupError):
+        backup.open_backup(data, PASSWORD)
+
+
+def test_a_header_nested_thousands_deep_is_refused_as_damaged() -> None:
+    text = b"[" * 4000
+    data = GOOD[:16] + struct.pack(">I", len(text)) + text + bytes(64)
+    with pytest.raises(BackupError):
+        backup.read_header(data)

@@ -186,3 +186,30 @@ def test_a_backup_without_an_admin_who_can_log_in_is_refused(tmp_path: Path) -> 
     contents = _rewrite(contents, {"accounts.json": _accounts_without_admin(contents)})
     with pytest.raises(BackupError, match="no enabled admin"):
         apply(state, contents)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda accounts: [*accounts, {**accounts[0], "name": accounts[0]["name"].upper()}],
+        lambda accounts: [{**accounts[0], "created_at": None}, *accounts[1:]],
+        lambda accounts: [{**accounts[0], "is_enabled": {}}, *accounts[1:]],
+    ],
+)
+def test_accounts_the_table_would_refuse_are_refused_before_anything_changes(
+    tmp_path: Path, change
+) -> None:
+    """The accounts go in last: one the database refuses there would leave a half restore."""
+    state = provision(tmp_path)
+    contents = take(state)
+    with tarfile.open(fileobj=io.BytesIO(contents)) as archive:
+        file = archive.extractfile("accounts.json")
+        assert file is not None
+        accounts = json.loads(file.read())
+    contents = _rewrite(contents, {"accounts.json": json.dumps(change(accounts)).encode()})
+    change_everything(state)
+    changed = snapshot(state)
+    with pytest.raises(BackupError, match=r"twice|wrong type"):
+        apply(state, contents)
+    assert snapshot(state) == changed
+    assert not (state.data_dir / restore.COMMIT).exists()

@@ -23,6 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--cache-dir", type=Path, help="bytecode caches (default: a new temporary directory)"
     )
     launch.add_argument("--health-timeout-s", type=float, default=HEALTH_TIMEOUT_S)
+    launch.add_argument(
+        "--data-dir", type=Path, help="its trust anchors check a slot before it runs"
+    )
     launch.add_argument("service_args", nargs=argparse.REMAINDER, metavar="-- run --config FILE")
     launch.set_defaults(handler=cmd_launch)
 
@@ -36,6 +39,7 @@ def cmd_launch(args: argparse.Namespace) -> ExitCode:
             service_args,
             cache_dir=args.cache_dir or Path(cache),
             health_timeout_s=args.health_timeout_s,
+            data_dir=args.data_dir,
         )
         code = launcher.run()
     return ExitCode.OK if code == 0 else ExitCode.FAILURE

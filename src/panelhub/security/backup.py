@@ -177,6 +177,8 @@ def read_header(data: bytes) -> tuple[BackupHeader, int]:
         TypeError,
         ValueError,
         binascii.Error,
+        RecursionError,  # JSON nested thousands deep
+        OverflowError,  # Infinity where a count goes
     ):
         raise BackupError(
             f"{WRONG_PASSWORD_OR_DAMAGED}: the header is damaged", reason=WRONG_PASSWORD_OR_DAMAGED
@@ -199,9 +201,9 @@ def _parse_header(doc: Any) -> BackupHeader:  # noqa: ANN401 - JSON, checked fie
         product_version=str(doc["product_version"]),
         created=str(doc["created"]),
         salt=base64.b64decode(kdf["salt"], validate=True),
-        time_cost=int(kdf["time_cost"]),
-        memory_kib=int(kdf["memory_kib"]),
-        parallelism=int(kdf["parallelism"]),
+        time_cost=_count(kdf["time_cost"]),
+        memory_kib=_count(kdf["memory_kib"]),
+        parallelism=_count(kdf["parallelism"]),
         nonce=base64.b64decode(cipher["nonce"], validate=True),
     )
     if not (
@@ -213,6 +215,12 @@ def _parse_header(doc: Any) -> BackupHeader:  # noqa: ANN401 - JSON, checked fie
     ):
         raise ValueError("key derivation parameters out of range")
     return header
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("a key derivation parameter is not a whole number")
+    return value
 
 
 def open_backup(data: bytes, password: str) -> tuple[BackupHeader, bytes]:

@@ -107,7 +107,7 @@ def is_editable_install() -> bool:
     try:
         text = metadata.distribution("panelhub").read_text("direct_url.json")
     except metadata.PackageNotFoundError:
-        return True  # run from a source tree that was never installed
+        return False  # no metadata at all: nothing says it is a development install
     if not text:
         return False
     try:

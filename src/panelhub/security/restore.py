@@ -195,11 +195,16 @@ def _check_accounts(doc: object) -> tuple[dict[str, object], ...]:
     if not isinstance(doc, list):
         raise BackupError(f"{DAMAGED}: the accounts are not a list", reason=DAMAGED)
     accounts = []
+    names: set[str] = set()
     for item in doc:
         if not isinstance(item, dict) or set(item) != set(ACCOUNT_COLUMNS):
             raise BackupError(f"{DAMAGED}: an account has other fields", reason=DAMAGED)
+        _check_account_types(item)
+        if item["name"].casefold() in names:  # the table's names are unique, case aside
+            raise BackupError(f"{DAMAGED}: account {item['name']!r} is there twice", reason=DAMAGED)
+        names.add(item["name"].casefold())
         try:
-            check_name(str(item["name"]))
+            check_name(item["name"])
             Role(item["role"])
         except (AccountError, ValueError) as exc:
             raise BackupError(
@@ -218,6 +223,20 @@ def _check_accounts(doc: object) -> tuple[dict[str, object], ...]:
     ):
         raise BackupError(f"{DAMAGED}: no enabled admin account with a password", reason=DAMAGED)
     return tuple(accounts)
+
+
+def _check_account_types(item: dict[str, object]) -> None:
+    """What the ``account`` table would refuse, refused before the commit point instead."""
+    is_ok = (
+        isinstance(item["name"], str)
+        and isinstance(item["role"], str)
+        and item["is_enabled"] in (0, 1)
+        and item["must_change_password"] in (0, 1)
+        and isinstance(item["created_at"], str)
+        and (item["password_changed_at"] is None or isinstance(item["password_changed_at"], str))
+    )
+    if not is_ok:
+        raise BackupError(f"{DAMAGED}: an account has a field of the wrong type", reason=DAMAGED)
 
 
 def _check_config(text: str) -> None:
