@@ -261,3 +261,24 @@ def test_a_signed_archive_cut_inside_a_file_is_refused_as_altered(tmp_path: Path
     data = bundle.signed_header(json.dumps(manifest).encode(), KEY) + cut
     error = refusal(write(tmp_path, data))
     assert error.reason == "altered payload"
+
+
+@pytest.mark.parametrize(
+    ("listed", "reason"),
+    [
+        ({"sitecustomize.py": b"import os\n"}, "unsafe archive entry"),
+        ({"json/__init__.py": b""}, "unsafe archive entry"),
+        ({"panelhub/a": b"", "panelhub/a/b.py": b""}, "invalid manifest"),
+    ],
+)
+def test_a_signed_manifest_outside_the_package_layout_is_refused(
+    tmp_path: Path, listed: dict[str, bytes], reason: str
+) -> None:
+    """Files at the top of a slot would run at start-up or shadow the standard library."""
+    data = signed_with_payload([member(name, content) for name, content in listed.items()], listed)
+    assert refusal(write(tmp_path, data)).reason == reason
+
+
+def test_a_signed_manifest_nested_thousands_deep_is_refused(tmp_path: Path) -> None:
+    data = bundle.signed_header(b"[" * 5000, KEY)
+    assert refusal(write(tmp_path, data)).reason == "invalid manifest"

@@ -165,3 +165,17 @@ def test_the_process_checks_the_slot_the_launcher_names(
     (slot / slots.SITE_DIR / "panelhub" / "service.py").write_bytes(b"")
     with pytest.raises(IntegrityError):
         integrity.check_running_code(TRUSTED)
+
+
+def test_reinstalling_the_same_bundle_repairs_a_changed_slot(tmp_path: Path) -> None:
+    """The reason page says to reinstall: the same bundle must bring the slot back whole."""
+    slot = installed(tmp_path)
+    slots.promote_trial(tmp_path / "slots")
+    (slot / slots.SITE_DIR / "panelhub" / "service.py").write_bytes(b"evil = True\n")
+    (slot / slots.SITE_DIR / "panelhub" / "extra.py").write_bytes(b"")
+    with pytest.raises(IntegrityError):
+        integrity.check_slot(slot, TRUSTED)
+    again = installed(tmp_path)
+    assert again == slot
+    integrity.check_slot(slot, TRUSTED)
+    assert not list((tmp_path / "slots").glob(".new-*"))

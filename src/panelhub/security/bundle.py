@@ -70,6 +70,7 @@ MAX_FILES: Final = 20_000
 MAX_PATH_CHARS: Final = 240
 _NAME_PART: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_DIST_INFO: Final = re.compile(r"panelhub-[A-Za-z0-9_.+!-]+\.dist-info")
 _CHUNK: Final = 1024 * 1024
 
 # The fixed reasons the maintenance page and the audit log show.
@@ -211,7 +212,7 @@ def parse_manifest(data: bytes) -> Manifest:
     """The manifest's JSON, checked field by field (it is signed, but still read strictly)."""
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BundleError(f"the manifest is not JSON: {exc}", reason=BAD_MANIFEST) from None
     if not isinstance(doc, dict):
         raise BundleError("the manifest is not a JSON object", reason=BAD_MANIFEST)
@@ -222,8 +223,19 @@ def parse_manifest(data: bytes) -> Manifest:
             f"the manifest lists {len(files)} files, more than {MAX_FILES}", reason=TOO_LARGE
         )
     entries = tuple(_file_entry(item) for item in files)
-    if len({entry.path for entry in entries}) != len(entries):
+    paths = {entry.path for entry in entries}
+    if len(paths) != len(entries):
         raise BundleError("the manifest lists a file twice", reason=BAD_MANIFEST)
+    for path in paths:
+        parts = path.split("/")
+        clash = next(
+            ("/".join(parts[:n]) for n in range(1, len(parts)) if "/".join(parts[:n]) in paths),
+            None,
+        )
+        if clash is not None:
+            raise BundleError(
+                f"the manifest lists {clash!r} as a file and as a folder", reason=BAD_MANIFEST
+            )
     return Manifest(
         product=_field(doc, "product", str),
         version=parse_version(doc.get("version"), field="version"),
@@ -260,11 +272,25 @@ def _digest(value: str) -> str:
     return value
 
 
+def check_layout(path: str) -> None:
+    """Only the package and its metadata, nothing at the top of a slot.
+
+    A file there (``sitecustomize.py``, a ``.pth``, a module named like one of the standard
+    library's) would run at start-up or shadow other code.
+    """
+    top, _, rest = path.partition("/")
+    if not rest or not (top == PRODUCT or _DIST_INFO.fullmatch(top)):
+        raise BundleError(
+            f"{UNSAFE_ENTRY}: {path!r} is outside panelhub/ and its .dist-info", reason=UNSAFE_ENTRY
+        )
+
+
 def _file_entry(item: object) -> FileEntry:
     if not isinstance(item, dict):
         raise BundleError("a file entry of the manifest is not an object", reason=BAD_MANIFEST)
     path = _field(item, "path", str)
     check_path(path)
+    check_layout(path)
     return FileEntry(
         path=path,
         size=_size(_field(item, "size", int), MAX_FILE_BYTES),

@@ -52,23 +52,29 @@ def slot_name(manifest: bundle.Manifest) -> str:
 def install(verified: bundle.VerifiedBundle, slots_dir: Path) -> Path:
     """Unpack ``verified`` into a new slot and make it the trial; returns the slot.
 
-    Reinstalling the bundle that is current only points ``trial`` at it again.
+    Reinstalling a bundle whose slot is there (changed since, perhaps: the reason page says
+    to reinstall) unpacks it afresh and swaps the whole slot directory.
     """
     slots_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     _remove_partial(slots_dir)
     target = slots_dir / slot_name(verified.manifest)
-    if not target.is_dir():
-        staging = slots_dir / f"{_NEW_PREFIX}{uuid.uuid4().hex}"
-        staging.mkdir(mode=0o755)
-        try:
-            bundle.unpack(verified, staging / SITE_DIR)
-            fileset.write_synced(staging / HEADER_FILE, verified.header.raw, 0o644)
-            _sync_tree(staging)
+    staging = slots_dir / f"{_NEW_PREFIX}{uuid.uuid4().hex}"
+    staging.mkdir(mode=0o755)
+    try:
+        bundle.unpack(verified, staging / SITE_DIR)
+        fileset.write_synced(staging / HEADER_FILE, verified.header.raw, 0o644)
+        _sync_tree(staging)
+        if target.is_dir():
+            old = slots_dir / f"{_NEW_PREFIX}old-{uuid.uuid4().hex}"
+            target.rename(old)
             staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        fileset.fsync_dir(slots_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fileset.fsync_dir(slots_dir)
     point(slots_dir, TRIAL, target.name)
     logger.info(
         "bundle %s installed in %s, to be tried at the next start",
