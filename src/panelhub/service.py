@@ -29,7 +29,7 @@ from panelhub.gateway.local import ClockSink, Health, LocalServer
 from panelhub.gateway.routing import Route, Router
 from panelhub.gateway.server import Listener, RefusalSink
 from panelhub.launcher import notify_ready
-from panelhub.security import firmware, integrity, restore
+from panelhub.security import firmware, integrity, reset, restore
 from panelhub.security.reset import factory_reset
 from panelhub.transport.bus import Bus, Link
 from panelhub.transport.serial import LineSettings, SerialLink
@@ -460,7 +460,9 @@ async def run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        restore.recover(settings.data_dir)  # a restore cut short: finish it before any read
+        # A reset or a restore cut short is finished before anything reads the data.
+        reset.recover(settings.data_dir, config_path=config_path, factory_config=factory_config)
+        restore.recover(settings.data_dir)
         try:
             check_code(settings)
         except IntegrityError as exc:
@@ -483,10 +485,14 @@ async def run(
                 logger.warning("exiting to run the newly installed software")
                 return True
             if next_start is NextStart.FACTORY_RESET:
-                erased = factory_reset(
-                    settings.data_dir, config_path=config_path, factory_config=factory_config
-                )
-                logger.warning("factory reset from the pages: %d files erased", erased)
+                try:
+                    erased = factory_reset(
+                        settings.data_dir, config_path=config_path, factory_config=factory_config
+                    )
+                except ConfigError as exc:  # the factory file changed since the start
+                    logger.error("factory reset NOT done, nothing erased: %s", exc)  # noqa: TRY400
+                else:
+                    logger.warning("factory reset from the pages: %d files erased", erased)
             logger.info("restarting")
             settings = _reread(config_path, settings)
     finally:

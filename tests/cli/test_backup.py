@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from panelhub.security import certs
+from panelhub.security import certs, reset
 from panelhub.security.accounts import AccountStore, Role
 from panelhub.services.permanent import RadioService, disable_permanently, permanent_dir
 from tests.security.devicestate import HASHER, DeviceState, provision, snapshot
@@ -129,3 +129,39 @@ def test_factory_reset_leaves_no_canary_and_the_next_start_is_a_first_start(tmp_
                                     addresses=["127.0.0.1"])  # fmt: skip
     assert info.sha256_fingerprint != old_fingerprint
     assert (permanent_dir(state.data_dir) / "wifi").exists()
+
+
+def test_a_factory_reset_cut_short_is_finished_at_the_next_start(tmp_path: Path):
+    """A power cut after a few files were zeroed: the marker makes the next start finish it."""
+    state = provision(tmp_path)
+    canaries = state.canaries()
+    done = subprocess.run(
+        [sys.executable, "-c", CUT_SHORT, str(state.data_dir), str(state.config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 9, done.stderr
+    assert (state.data_dir / reset.MARKER_FILE).exists()
+    assert "Europe/Paris" not in state.config.read_text()  # the settings went first: readable
+
+    reset.recover(state.data_dir, config_path=state.config)  # what the next start does
+
+    assert files_under(state.data_dir) == []
+    for path in files_under(tmp_path):
+        for canary in canaries:
+            assert canary not in path.read_bytes(), (path, canary)
+
+
+#: A factory reset whose process dies (os._exit: no clean-up) after zeroing two files.
+CUT_SHORT = """
+import os, sys
+from pathlib import Path
+from panelhub.security import reset
+wipe, count = reset._wipe, [0]
+def dying_wipe(path):
+    wipe(path)
+    count[0] += 1
+    if count[0] == 2:
+        os._exit(9)
+reset._wipe = dying_wipe
+reset.factory_reset(Path(sys.argv[1]), config_path=Path(sys.argv[2]))
+"""

@@ -66,6 +66,13 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         _print_problems(exc)
         print("refusing to start with an invalid configuration", file=sys.stderr)
         return ExitCode.INVALID_CONFIG
+    if args.factory_config is not None:
+        try:  # a factory reset asked for from the pages must not find it broken
+            load_settings(args.factory_config)
+        except ConfigError as exc:
+            _print_problems(exc)
+            print("refusing to start with an invalid factory configuration", file=sys.stderr)
+            return ExitCode.INVALID_CONFIG
     configure_logging(settings.log_level)
     try:
         is_update = _run_loop(
