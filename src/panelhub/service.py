@@ -420,7 +420,9 @@ class ServiceController:
         return restart_needed(old, settings)
 
     def request_restart(self, next_start: NextStart = NextStart.RESTART) -> None:
-        self.next_start = next_start
+        # A plain restart asked for just after an update or a reset does not cancel it.
+        if next_start is not NextStart.RESTART or self.next_start is NextStart.RESTART:
+            self.next_start = next_start
         # A moment's delay: the page that asked gets its answer before the server goes away.
         asyncio.get_running_loop().call_later(RESTART_DELAY_S, self._on_restart)
 

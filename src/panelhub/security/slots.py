@@ -18,10 +18,13 @@ launcher runs the base install it comes from (the factory image).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 #: Set by the launcher for the process it starts: the slot whose code that process runs.
 SLOT_ENV: Final = "PANELHUB_SLOT"
 SITE_DIR: Final = "site"
+LOCK_FILE: Final = ".lock"
 HEADER_FILE: Final = "bundle-header"
 CURRENT: Final = "current"
 TRIAL: Final = "trial"
@@ -52,10 +56,20 @@ def slot_name(manifest: bundle.Manifest) -> str:
 def install(verified: bundle.VerifiedBundle, slots_dir: Path) -> Path:
     """Unpack ``verified`` into a new slot and make it the trial; returns the slot.
 
+    One install or switch at a time (a lock file), so that two uploads, or an upload and
+    the launcher promoting a trial, never remove each other's work.
+    """
+    slots_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with _locked(slots_dir):
+        return _install(verified, slots_dir)
+
+
+def _install(verified: bundle.VerifiedBundle, slots_dir: Path) -> Path:
+    """The install, under the lock.
+
     Reinstalling a bundle whose slot is there (changed since, perhaps: the reason page says
     to reinstall) unpacks it afresh and swaps the whole slot directory.
     """
-    slots_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     _remove_partial(slots_dir)
     target = slots_dir / slot_name(verified.manifest)
     staging = slots_dir / f"{_NEW_PREFIX}{uuid.uuid4().hex}"
@@ -102,6 +116,11 @@ def target_of(slots_dir: Path, link: str) -> Path | None:
 
 def promote_trial(slots_dir: Path) -> None:
     """The trial came up healthy: it becomes current, the old current becomes previous."""
+    with _locked(slots_dir):
+        _promote_trial(slots_dir)
+
+
+def _promote_trial(slots_dir: Path) -> None:
     current = target_of(slots_dir, CURRENT)
     if current is not None:
         point(slots_dir, PREVIOUS, current.name)
@@ -134,6 +153,16 @@ def slots_dir_of_process() -> Path | None:
     """The slots directory this process runs from (the launcher names its slot), if any."""
     slot = os.environ.get(SLOT_ENV)
     return Path(slot).parent if slot else None
+
+
+@contextlib.contextmanager
+def _locked(slots_dir: Path) -> Iterator[None]:
+    fd = os.open(slots_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _remove_partial(slots_dir: Path) -> None:
