@@ -152,9 +152,9 @@ class Launcher:
         # Bytecode caches outside the slot: a cache planted in a slot is never read.
         environment["PYTHONPYCACHEPREFIX"] = str(self.cache_dir)
         if slot is None:
-            environment.pop(integrity.SLOT_ENV, None)
+            environment.pop(slots.SLOT_ENV, None)
         else:
-            environment[integrity.SLOT_ENV] = str(slot)
+            environment[slots.SLOT_ENV] = str(slot)
             if is_run_from_slot:
                 environment["PYTHONPATH"] = str(slot / slots.SITE_DIR)
             else:

@@ -15,11 +15,12 @@ import ssl
 from typing import Final
 
 from panelhub.config.models import Settings
-from panelhub.errors import IntegrityError, StateStoreError
+from panelhub.errors import CertificateError, IntegrityError, StateStoreError
 from panelhub.security import certs
 from panelhub.security.accounts import STATE_FILE
 from panelhub.security.audit import AuditEvent, AuditLog, Outcome
 from panelhub.storage.db import Database
+from panelhub.transport.tls import server_context
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,10 @@ async def serve_reason(settings: Settings, error: IntegrityError, stop: asyncio.
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The pages' own TLS settings and certificate (``transport.tls``), or None without one."""
     tls_dir = settings.data_dir / "tls"
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(tls_dir / certs.CERT_FILE, tls_dir / certs.KEY_FILE)
-    except (OSError, ssl.SSLError) as exc:
+        return server_context(tls_dir / certs.CERT_FILE, tls_dir / certs.KEY_FILE)
+    except CertificateError as exc:
         logger.error("no certificate to serve the reason with: %s", exc)  # noqa: TRY400
         return None
-    return context

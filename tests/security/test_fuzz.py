@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from panelhub.devices.catalog import parse_custom
+from panelhub.devices.catalog import custom_model_id
 from panelhub.errors import BackupError, BundleError
 from panelhub.security import backup, bundle, restore
 
@@ -101,10 +101,6 @@ def test_any_change_to_a_whole_bundle_is_refused_cleanly(tmp_path: Path, data: b
     check_bundle(tmp_path, data)
 
 
-def model_id_of(text: str, source: str) -> str:
-    return parse_custom(text, source=source).id
-
-
 def _backup_contents() -> bytes:
     members = {
         "config.toml": b'timezone = "Europe/Paris"\n',
@@ -133,7 +129,7 @@ GOOD_BACKUP = backup.seal(GOOD_CONTENTS, "Fuzz#Pass1", product_version="0.1.0",
 
 def test_the_unmutated_inputs_are_accepted() -> None:
     """The fuzzed parsers do accept what they are given before it is mutated."""
-    snapshot = restore.parse(GOOD_CONTENTS, model_id_of=model_id_of)
+    snapshot = restore.parse(GOOD_CONTENTS, model_id_of=custom_model_id)
     assert [account["name"] for account in snapshot.accounts] == ["admin"]
     assert backup.read_header(GOOD_BACKUP)[0].product_version == "0.1.0"
 
@@ -142,7 +138,7 @@ def test_the_unmutated_inputs_are_accepted() -> None:
 @given(contents=mutated(GOOD_CONTENTS))
 def test_any_decrypted_backup_contents_are_restored_or_refused_cleanly(contents: bytes) -> None:
     with contextlib.suppress(BackupError):
-        restore.parse(contents, model_id_of=model_id_of)
+        restore.parse(contents, model_id_of=custom_model_id)
 
 
 @FUZZ

@@ -151,7 +151,7 @@ def test_an_interrupted_install_leaves_no_trial_and_no_half_slot(
 def test_this_development_checkout_is_an_editable_install_and_says_unchecked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(integrity.SLOT_ENV, raising=False)
+    monkeypatch.delenv(slots.SLOT_ENV, raising=False)
     assert integrity.is_editable_install()
     assert "UNCHECKED" in integrity.check_running_code(TRUSTED).what
 
@@ -160,7 +160,7 @@ def test_the_process_checks_the_slot_the_launcher_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slot = installed(tmp_path)
-    monkeypatch.setenv(integrity.SLOT_ENV, os.fspath(slot))
+    monkeypatch.setenv(slots.SLOT_ENV, os.fspath(slot))
     assert integrity.check_running_code(TRUSTED).files == len(FILES)
     (slot / slots.SITE_DIR / "panelhub" / "service.py").write_bytes(b"")
     with pytest.raises(IntegrityError):

@@ -12,15 +12,11 @@ from pathlib import Path
 import pytest
 
 from panelhub.config.store import load_settings
-from panelhub.devices.catalog import parse_custom
+from panelhub.devices.catalog import custom_model_id
 from panelhub.errors import BackupError
 from panelhub.security import certs, restore
 from panelhub.security.accounts import AccountStore, Role
 from tests.security.devicestate import HASHER, DeviceState, provision, snapshot
-
-
-def model_id_of(text: str, source: str) -> str:
-    return parse_custom(text, source=source).id
 
 
 def take(state: DeviceState) -> bytes:
@@ -45,7 +41,7 @@ def change_everything(state: DeviceState) -> None:
 
 
 def apply(state: DeviceState, contents: bytes) -> None:
-    snapshot_ = restore.parse(contents, model_id_of=model_id_of)
+    snapshot_ = restore.parse(contents, model_id_of=custom_model_id)
     restore.apply(
         snapshot_, state.data_dir, config_path=state.config, settings=load_settings(state.config)
     )

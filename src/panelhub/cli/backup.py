@@ -23,7 +23,7 @@ from panelhub.cli.user import (
     console_user,
     settings_from_args,
 )
-from panelhub.devices.catalog import parse_custom
+from panelhub.devices.catalog import custom_model_id
 from panelhub.errors import BackupError, StateStoreError
 from panelhub.security import backup, restore
 from panelhub.security.accounts import STATE_FILE
@@ -109,7 +109,7 @@ def cmd_restore(args: argparse.Namespace) -> ExitCode:
         data = _read_limited(args.file)
         password = read_password("backup password: ", confirm=False)
         header, contents = backup.open_backup(data, password)
-        snapshot = restore.parse(contents, model_id_of=model_id_of)
+        snapshot = restore.parse(contents, model_id_of=custom_model_id)
         restore.apply(snapshot, settings.data_dir, config_path=args.config, settings=settings)
     except BackupError as exc:
         audit_console(
@@ -121,11 +121,6 @@ def cmd_restore(args: argparse.Namespace) -> ExitCode:
     print(f"restored the backup made {header.created} by PanelHub {header.product_version}")
     print("restart the PanelHub service: every user logs in again", file=sys.stderr)
     return ExitCode.OK
-
-
-def model_id_of(text: str, source: str) -> str:
-    """The id of a custom model in a backup, after the checks an upload passes."""
-    return parse_custom(text, source=source).id
 
 
 def _read_limited(path: Path) -> bytes:

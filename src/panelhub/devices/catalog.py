@@ -63,6 +63,11 @@ def parse_custom(text: str, *, source: str) -> DeviceTemplate:
     return template
 
 
+def custom_model_id(text: str, source: str) -> str:
+    """The id of a custom model, after the checks an upload passes (``parse_custom``)."""
+    return parse_custom(text, source=source).id
+
+
 def _read_limited(path: Path) -> str:
     with path.open("rb") as stream:
         raw = stream.read(MAX_TEMPLATE_BYTES + 1)

@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import struct
 import tarfile
@@ -472,6 +473,8 @@ def unpack(bundle: VerifiedBundle, destination: Path) -> None:
                 while chunk := content.read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())  # durable before the slot is renamed into use
             target.chmod(0o644)
             if digest.hexdigest() != entry.sha256:
                 raise BundleError(

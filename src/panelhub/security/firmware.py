@@ -10,7 +10,6 @@ private key never goes near a device: ``keygen`` refuses to write it inside a da
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import zipfile
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
 from packaging.version import InvalidVersion, Version
 
 from panelhub.errors import BundleError
-from panelhub.security import bundle
+from panelhub.security import bundle, fileset
 
 TRUST_DIR: Final = "trust"
 TRUST_DIR_MODE: Final = 0o700
@@ -86,19 +85,15 @@ def public_path(private_path: Path) -> Path:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """``fileset.write_synced`` (exclusive, exact mode, fsynced), its errors as ours."""
     try:
-        fd = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
-        )
+        fileset.write_synced(path, data, mode)
     except FileExistsError:
         raise KeyFileError(
             f"{path} exists: choose another name, keys are never overwritten"
         ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot write {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as file:
-        os.fchmod(fd, mode)
-        file.write(data)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

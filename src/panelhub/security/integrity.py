@@ -30,7 +30,6 @@ from panelhub.security import bundle, slots
 
 logger = logging.getLogger(__name__)
 
-SLOT_ENV: Final = slots.SLOT_ENV
 _CACHE_DIRS: Final = frozenset({"__pycache__"})
 _MAX_PROBLEMS: Final = 20
 
@@ -123,7 +122,7 @@ def check_running_code(trusted: Iterable[Ed25519PublicKey]) -> CheckResult:
         IntegrityError: the slot's code differs from its manifest, or the code is a plain
             (not editable) install outside any slot: nothing signed vouches for it.
     """
-    slot = os.environ.get(SLOT_ENV)
+    slot = os.environ.get(slots.SLOT_ENV)
     if slot:
         return check_slot(Path(slot), trusted)
     if is_editable_install():

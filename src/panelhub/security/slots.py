@@ -179,11 +179,6 @@ def _prune(slots_dir: Path) -> None:
 
 
 def _sync_tree(root: Path) -> None:
-    for directory, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(Path(directory) / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+    """The directories' entries; the files were fsynced as ``unpack`` wrote them."""
+    for directory, _, _ in os.walk(root):
         fileset.fsync_dir(Path(directory))

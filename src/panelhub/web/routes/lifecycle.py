@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 import panelhub
-from panelhub.devices.catalog import parse_custom
+from panelhub.devices.catalog import custom_model_id
 from panelhub.errors import BackupError, BundleError, WeakPasswordError
 from panelhub.security import backup, bundle, firmware, restore, slots
 from panelhub.security.audit import AuditEvent, DetailValue, Outcome
@@ -183,9 +183,7 @@ async def restore_page(request: Request) -> Response:
 def _restore(data: bytes, password: str, request: Request) -> backup.BackupHeader:
     context = context_of(request)
     header, contents = backup.open_backup(data, password)
-    snapshot = restore.parse(
-        contents, model_id_of=lambda text, source: parse_custom(text, source=source).id
-    )
+    snapshot = restore.parse(contents, model_id_of=custom_model_id)
     restore.apply(snapshot, context.data_dir, config_path=context.control.config_path,
                   settings=context.control.settings)  # fmt: skip
     return header
